@@ -1,0 +1,115 @@
+// The whole native surface, declared once. Nothing above src/torch touches
+// these types; everything else goes through Tensor and the functions here.
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import { fileURLToPath } from "node:url";
+
+/** An opaque tensor handle owned by the addon (a tagged N-API External). */
+export type TensorHandle = { readonly __tensorHandle: unique symbol };
+/** An opaque RNG generator handle. */
+export type GeneratorHandle = { readonly __generatorHandle: unique symbol };
+/** An opaque c10d process-group handle. */
+export type ProcessGroupHandle = { readonly __processGroupHandle: unique symbol };
+
+export interface NativeVersion {
+  torch: string;
+  major: number;
+  minor: number;
+  patch: number;
+  gloo: boolean;
+  nccl: boolean;
+  cxx11Abi: boolean;
+  parallelInfo: string;
+}
+
+/** Any value an op argument may carry across the boundary. */
+export type NativeArg =
+  | TensorHandle
+  | GeneratorHandle
+  | number
+  | boolean
+  | string
+  | null
+  | undefined
+  | { float: number }
+  | ReadonlyArray<number | boolean | TensorHandle | null>;
+
+export interface NativeBinding {
+  // tensor.cpp
+  fromBuffer(data: ArrayBufferView | ArrayBuffer, dtype: number, shape: readonly number[], device?: string): TensorHandle;
+  toBuffer(h: TensorHandle): ArrayBuffer;
+  release(h: TensorHandle): void;
+  isReleased(h: TensorHandle): boolean;
+  liveTensors(): number;
+  meta(h: TensorHandle): [number[], number, string, boolean];
+  item(h: TensorHandle): number | boolean;
+  scalarTensor(value: number | bigint | boolean, dtype: number, device?: string): TensorHandle;
+  sameTensor(a: TensorHandle, b: TensorHandle): boolean;
+  dataPtr(h: TensorHandle): number;
+  // dispatch.cpp
+  findOp(name: string, overload: string): number | null;
+  opSchema(id: number): string;
+  callOp(id: number, mode: 0 | 1, ...args: NativeArg[]): unknown;
+  // autograd.cpp
+  setRequiresGrad(h: TensorHandle, on: boolean): void;
+  grad(h: TensorHandle): TensorHandle | null;
+  setGrad(h: TensorHandle, g: TensorHandle | null): void;
+  backward(outputs: TensorHandle[], grads: (TensorHandle | null)[] | null, retainGraph: boolean, createGraph: boolean): void;
+  isLeaf(h: TensorHandle): boolean;
+  gradFnName(h: TensorHandle): string | null;
+  isGradEnabled(): boolean;
+  setGradEnabled(on: boolean): void;
+  getAutocast(deviceType: "cpu" | "cuda"): [boolean, number];
+  setAutocast(deviceType: "cpu" | "cuda", enabled: boolean, dtype: number): void;
+  // runtime.cpp
+  version(): NativeVersion;
+  getNumThreads(): number;
+  setNumThreads(n: number): void;
+  cudaDeviceCount(): number;
+  synchronize(device: string): void;
+  manualSeed(seed: number): void;
+  createGenerator(seed: number, device?: string): GeneratorHandle;
+  generatorGetState(g: GeneratorHandle | null): TensorHandle;
+  generatorSetState(g: GeneratorHandle | null, state: TensorHandle): void;
+  generatorSeed(g: GeneratorHandle | null): number;
+  // fileio.cpp
+  readIntoTensor(path: string, offset: number, dtype: number, shape: readonly number[]): TensorHandle;
+  writeTensor(fd: number, h: TensorHandle): number;
+  // distributed.cpp (present when built with c10d)
+  pgCreate?(options: {
+    backend: string;
+    rank: number;
+    worldSize: number;
+    masterAddr: string;
+    masterPort: number;
+    timeoutMs: number;
+  }): ProcessGroupHandle;
+  pgAllReduce?(pg: ProcessGroupHandle, tensors: TensorHandle[], op: number): void;
+  pgBroadcast?(pg: ProcessGroupHandle, tensors: TensorHandle[], root: number): void;
+  pgAllGather?(pg: ProcessGroupHandle, output: TensorHandle[], input: TensorHandle): void;
+  pgBarrier?(pg: ProcessGroupHandle): void;
+  pgDestroy?(pg: ProcessGroupHandle): void;
+}
+
+function addonPath(): string {
+  if (process.env.VLM_TORCH_ADDON) return process.env.VLM_TORCH_ADDON;
+  // dist/src/torch/native.js -> <root>/native/build/vlm_torch.node
+  return fileURLToPath(new URL("../../../native/build/vlm_torch.node", import.meta.url));
+}
+
+function load(): NativeBinding {
+  const file = addonPath();
+  if (!fs.existsSync(file)) {
+    throw new Error(`vlm-grpo: the native addon ${file} is not built; run 'npm run build:native' (or 'npm ci')`);
+  }
+  const require = createRequire(import.meta.url);
+  const binding = require(file) as NativeBinding;
+  // Debian's libtorch starts with one intra-op thread; use the available
+  // cores unless the user says otherwise (VLM_NUM_THREADS or setNumThreads).
+  const threads = Number(process.env.VLM_NUM_THREADS) || os.availableParallelism();
+  binding.setNumThreads(threads);
+  return binding;
+}
+
+export const native: NativeBinding = load();
