@@ -13,6 +13,7 @@ export * from "./creation.js";
 export * from "./scope.js";
 export * from "./autograd.js";
 export * from "./memory.js";
+export * from "./fileio.js";
 export { features, parallelInfo, getNumThreads, setNumThreads } from "./features.js";
 export { where } from "./ops/elementwise.js";
 export { cat, stack, type ShapeArgs } from "./ops/shape.js";

@@ -1,0 +1,25 @@
+// Compiles the TypeScript and runs the test suite with node's test runner.
+// Usage: node scripts/run-tests.mjs [filter...]   (filters match test file paths)
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", root], { stdio: "inherit" });
+if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+
+function findTests(dir) {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? findTests(p) : e.name.endsWith(".test.js") ? [p] : [];
+  });
+}
+const filters = process.argv.slice(2);
+const files = findTests(path.join(root, "dist/test")).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
+if (files.length === 0) {
+  console.error("no test files matched");
+  process.exit(1);
+}
+const res = spawnSync(process.execPath, ["--test", "--test-concurrency=1", ...files], { stdio: "inherit", cwd: root });
+process.exit(res.status ?? 1);
