@@ -1,12 +1,15 @@
 // Compiles the TypeScript and runs the test suite with node's test runner.
-// Usage: node scripts/run-tests.mjs [filter...]   (filters match test file paths)
+// Usage: node scripts/run-tests.mjs [--no-build] [filter...]   (filters match test file paths)
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
-const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", root], { stdio: "inherit" });
-if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+const args = process.argv.slice(2);
+if (!args.includes("--no-build")) {
+  const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", root], { stdio: "inherit" });
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+}
 
 function findTests(dir) {
   if (!fs.existsSync(dir)) return [];
@@ -15,8 +18,13 @@ function findTests(dir) {
     return e.isDirectory() ? findTests(p) : e.name.endsWith(".test.js") ? [p] : [];
   });
 }
-const filters = process.argv.slice(2);
-const files = findTests(path.join(root, "dist/test")).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
+const filters = args.filter((a) => !a.startsWith("--"));
+// Only compiled tests whose TypeScript source still exists (dist/ may hold stale ones).
+const hasSource = (f) => fs.existsSync(path.join(root, path.relative(path.join(root, "dist"), f)).replace(/\.js$/, ".ts"));
+const files = findTests(path.join(root, "dist/test"))
+  .filter(hasSource)
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
 if (files.length === 0) {
   console.error("no test files matched");
   process.exit(1);

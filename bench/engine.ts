@@ -1,0 +1,121 @@
+// `npm run bench:engine`: the tensor engine against PyTorch, in one run.
+//   (a) fp32 matmul GFLOP/s through our API;
+//   (b) forward + backward + AdamW step of Llama-style decoder blocks at
+//       SmolLM2-135M's shapes through our API;
+//   (c) the same step in Python PyTorch (when an interpreter imports torch)
+//       with the same thread count, and the ratio ours / PyTorch.
+// Flags: --json (last line is one JSON object), --layers N, --steps N, --warmup N.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { getNumThreads, keep, liveTensors, manualSeed, noGrad, randn, features, parallelInfo, tidy } from "../src/torch/index.js";
+import { AdamW } from "../src/torch/optim/index.js";
+import { LlamaStack, SMOLLM2_135M_BLOCK } from "./llama_stack.js";
+import { findTorchPython, runPythonJson } from "./python.js";
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+const asJson = process.argv.includes("--json");
+const layers = arg("layers", SMOLLM2_135M_BLOCK.layers);
+const steps = arg("steps", 5);
+const warmup = arg("warmup", 2);
+const threads = getNumThreads();
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function matmulGflops(n: number, reps: number): number {
+  return tidy(() => {
+    const a = randn([n, n]);
+    const b = randn([n, n]);
+    noGrad(() => a.matmul(b).dispose());
+    const times: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      a.matmul(b).dispose();
+      times.push(performance.now() - t0);
+    }
+    return (2 * n ** 3) / (Math.min(...times) / 1000) / 1e9;
+  });
+}
+
+/** Model FLOPs of one fwd+bwd step (3x forward), counting matmuls only. */
+function stepFlops(): number {
+  const s = { ...SMOLLM2_135M_BLOCK, layers };
+  const d = s.hidden / s.heads;
+  const tokens = s.batch * s.seq;
+  const linearParams = s.hidden * s.hidden * 2 + s.hidden * s.kvHeads * d * 2 + 3 * s.hidden * s.mlp;
+  const attn = 2 * 2 * s.batch * s.heads * s.seq * s.seq * d;
+  return 3 * s.layers * (2 * tokens * linearParams + attn);
+}
+
+function benchOurs(): { medianMs: number; minMs: number; rssGrowthMb: number; liveGrowth: number } {
+  manualSeed(0);
+  const model = new LlamaStack({ ...SMOLLM2_135M_BLOCK, layers });
+  const params = model.parameters();
+  const opt = new AdamW(params, { lr: 1e-4, weightDecay: 0.01 });
+  const x = keep(randn([SMOLLM2_135M_BLOCK.batch, SMOLLM2_135M_BLOCK.seq, SMOLLM2_135M_BLOCK.hidden]));
+  const times: number[] = [];
+  let rss0 = 0;
+  let live0 = 0;
+  for (let i = 0; i < warmup + steps; i++) {
+    if (i === warmup) {
+      rss0 = process.memoryUsage().rss;
+      live0 = liveTensors();
+    }
+    const t0 = performance.now();
+    tidy(() => {
+      const loss = model.loss(x);
+      loss.backward();
+      opt.step();
+      opt.zeroGrad();
+    });
+    const dt = performance.now() - t0;
+    if (i >= warmup) times.push(dt);
+  }
+  const rssGrowthMb = (process.memoryUsage().rss - rss0) / 2 ** 20;
+  const liveGrowth = liveTensors() - live0;
+  return { medianMs: median(times), minMs: Math.min(...times), rssGrowthMb, liveGrowth };
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const refScript = path.resolve(here, "../../bench/engine_ref.py");
+
+console.log(`libtorch ${features.torchVersion}, ${threads} intra-op thread(s)`);
+if (!asJson) console.log(parallelInfo().split("\n").filter((l) => /BLAS|MKL|backend|OpenMP/i.test(l)).join("\n"));
+const gflops = Math.max(matmulGflops(1024, 10), matmulGflops(2048, 3));
+console.log(`(a) fp32 matmul: ${gflops.toFixed(1)} GFLOP/s (best of 1024^3 and 2048^3)`);
+const ours = benchOurs();
+const flops = stepFlops();
+console.log(
+  `(b) ours: ${layers} Llama blocks (hidden 576, 9/3 heads, MLP 1536, seq 256, batch 4) fwd+bwd+AdamW: ` +
+    `median ${ours.medianMs.toFixed(1)} ms (min ${ours.minMs.toFixed(1)}), ${(flops / (ours.medianMs / 1000) / 1e9).toFixed(1)} GFLOP/s, ` +
+    `MFU ${((flops / (ours.medianMs / 1000) / 1e9 / gflops) * 100).toFixed(0)}% of measured matmul peak`,
+);
+console.log(`    memory over ${steps} timed steps: RSS ${ours.rssGrowthMb.toFixed(1)} MB, live tensors ${ours.liveGrowth >= 0 ? "+" : ""}${ours.liveGrowth}`);
+const python = findTorchPython();
+let pytorchMs: number | null = null;
+if (python) {
+  const ref = runPythonJson(python, refScript, [String(threads), String(layers), String(steps), String(warmup)]);
+  pytorchMs = ref.median_ms;
+  console.log(`(c) PyTorch ${ref.torch} (${python}, ${ref.threads} threads): median ${ref.median_ms.toFixed(1)} ms (min ${ref.min_ms.toFixed(1)})`);
+  console.log(`    ratio ours/PyTorch: ${(ours.medianMs / ref.median_ms).toFixed(3)} (target <= 1.10)`);
+} else {
+  console.log("(c) no Python with torch found (set PYTHON, or on Debian: apt-get install python3-torch); ratio skipped");
+}
+if (asJson) {
+  console.log(
+    JSON.stringify({
+      matmul_gflops: Number(gflops.toFixed(1)),
+      ours_ms: Number(ours.medianMs.toFixed(2)),
+      pytorch_ms: pytorchMs === null ? null : Number(pytorchMs.toFixed(2)),
+      ratio: pytorchMs === null ? null : Number((ours.medianMs / pytorchMs).toFixed(4)),
+      rss_growth_mb: Number(ours.rssGrowthMb.toFixed(2)),
+      live_tensor_growth: ours.liveGrowth,
+      layers,
+      threads,
+      step_gflop: Number((flops / 1e9).toFixed(2)),
+      libtorch: features.torchVersion,
+    }),
+  );
+}
