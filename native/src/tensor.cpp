@@ -23,6 +23,19 @@ int64_t ReportableBytes(const at::Tensor& t) {
   return static_cast<int64_t>(t.nbytes());
 }
 
+// V8 is told about tensor memory in batches: one AdjustExternalMemory call
+// per handle would cost more than a small op itself.
+int64_t gPendingExternalBytes = 0;
+constexpr int64_t kExternalReportBatch = 1 << 20;
+
+void ReportExternal(Napi::Env env, int64_t delta) {
+  gPendingExternalBytes += delta;
+  if (gPendingExternalBytes >= kExternalReportBatch || gPendingExternalBytes <= -kExternalReportBatch) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, gPendingExternalBytes);
+    gPendingExternalBytes = 0;
+  }
+}
+
 void FinalizeTensor(Napi::Env env, TensorHandle* handle) {
   ReleaseHandle(env, handle);
   delete handle;
@@ -65,7 +78,7 @@ Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
   handle->reportedBytes = ReportableBytes(handle->tensor);
   auto external = Napi::External<TensorHandle>::New(env, handle, FinalizeTensor);
   napi_type_tag_object(env, external, &kTensorTag);
-  if (handle->reportedBytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, handle->reportedBytes);
+  if (handle->reportedBytes > 0) ReportExternal(env, handle->reportedBytes);
   gLiveTensors.fetch_add(1, std::memory_order_relaxed);
   return external;
 }
@@ -74,7 +87,7 @@ void ReleaseHandle(Napi::Env env, TensorHandle* handle) {
   if (!handle->live) return;
   handle->live = false;
   handle->tensor = at::Tensor();
-  if (handle->reportedBytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -handle->reportedBytes);
+  if (handle->reportedBytes > 0) ReportExternal(env, -handle->reportedBytes);
   handle->reportedBytes = 0;
   gLiveTensors.fetch_sub(1, std::memory_order_relaxed);
 }

@@ -20,7 +20,7 @@ function finish(t: Tensor, opts: TensorOptions): Tensor {
 
 const dev = (opts: TensorOptions): string => opts.device ?? "cpu";
 
-function inferTypedDType(data: AnyTypedArray): DType {
+function inferTypedDType(data: ArrayBufferView): DType {
   if (data instanceof Float32Array) return "float32";
   if (data instanceof Float64Array) return "float64";
   if (data instanceof BigInt64Array) return "int64";
@@ -28,7 +28,12 @@ function inferTypedDType(data: AnyTypedArray): DType {
   if (data instanceof Int16Array) return "int16";
   if (data instanceof Int8Array) return "int8";
   if (data instanceof Uint8Array) return "uint8";
-  throw new TypeError("tensor: Uint16Array data needs an explicit dtype (bfloat16 or float16 bit patterns)");
+  if (data instanceof Uint16Array) {
+    throw new TypeError("tensor: Uint16Array data holds bfloat16 or float16 bit patterns; pass dtype 'bfloat16' or 'float16'");
+  }
+  throw new TypeError(
+    `tensor: unsupported typed array ${data.constructor.name}; expected Float32Array, Float64Array, BigInt64Array, Int32Array, Int16Array, Int8Array, Uint8Array or Uint16Array (bfloat16/float16 bits)`,
+  );
 }
 
 function flatten(data: NestedArray<number | boolean | bigint>, shape: number[], out: (number | boolean | bigint)[], depth: number): void {
@@ -40,6 +45,10 @@ function flatten(data: NestedArray<number | boolean | bigint>, shape: number[], 
     for (const x of data) flatten(x as NestedArray<number | boolean | bigint>, shape, out, depth + 1);
   } else {
     if (shape.length > depth) throw new Error(`tensor: ragged nested array: a number where an array of length ${shape[depth]} was expected`);
+    const kind = typeof data;
+    if (kind !== "number" && kind !== "boolean" && kind !== "bigint") {
+      throw new TypeError(`tensor: expected numbers, booleans or bigints in nested arrays, got ${data === null ? "null" : kind} at element ${out.length}`);
+    }
     out.push(data);
   }
 }
@@ -76,7 +85,12 @@ export function tensor(
   if (ArrayBuffer.isView(data)) {
     const src = data as AnyTypedArray;
     const shape = opts.shape ?? [src.length];
-    const srcDType = opts.dtype && (src instanceof Uint16Array || opts.dtype === "bool") ? opts.dtype : inferTypedDType(src);
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (n !== src.length) throw new RangeError(`tensor: shape [${shape.join(", ")}] has ${n} elements but the data has ${src.length}`);
+    // Uint16Array carries raw half-precision bits; every other array is read
+    // as its own type and then converted (so Float32Array -> bool means != 0).
+    const isHalfBits = src instanceof Uint16Array && (opts.dtype === "bfloat16" || opts.dtype === "float16");
+    const srcDType = isHalfBits ? opts.dtype! : inferTypedDType(src);
     let t = wrapHandle(native.fromBuffer(src, dtypeCode(srcDType), shape, dev(opts)));
     if (opts.dtype && opts.dtype !== srcDType) {
       const c = t.to(opts.dtype);
@@ -85,14 +99,26 @@ export function tensor(
     }
     return finish(t, opts);
   }
+  if (opts.shape) throw new Error("tensor: the shape option applies to typed-array data only; nested arrays carry their own shape");
   const shape: number[] = [];
   const flat: (number | boolean | bigint)[] = [];
   flatten(data, shape, flat, 0);
   const first = flat[0];
   const dtype: DType = opts.dtype ?? (typeof first === "boolean" ? "bool" : typeof first === "bigint" ? "int64" : "float32");
   const buf = typedArrayFor(dtype === "bfloat16" || dtype === "float16" ? "float32" : dtype, flat.length);
-  if (buf instanceof BigInt64Array) flat.forEach((v, i) => (buf[i] = BigInt(v as number)));
-  else flat.forEach((v, i) => ((buf as Float32Array)[i] = Number(v)));
+  if (buf instanceof BigInt64Array) {
+    // Fractional numbers truncate toward zero, as torch.tensor([1.5], dtype=torch.int64) does.
+    flat.forEach((v, i) => {
+      if (typeof v === "bigint") buf[i] = v;
+      else if (Number.isFinite(Number(v))) buf[i] = BigInt(Math.trunc(Number(v)));
+      else throw new RangeError(`tensor: ${v} at element ${i} cannot be stored as int64`);
+    });
+  } else if (dtype === "bool") {
+    // A bool byte must be 0 or 1; any other bit pattern is undefined in libtorch.
+    flat.forEach((v, i) => (buf[i] = Number(v) !== 0 ? 1 : 0));
+  } else {
+    flat.forEach((v, i) => ((buf as Float32Array)[i] = Number(v)));
+  }
   let t = wrapHandle(native.fromBuffer(buf, dtypeCode(buf instanceof Float32Array ? "float32" : dtype), shape, dev(opts)));
   if (t.dtype !== dtype) {
     const c = t.to(dtype);

@@ -31,9 +31,21 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   return callT("aten::conv2d", x, weight, bias ?? null, pair(opts.stride, 1), pair(opts.padding, 0), pair(opts.dilation, 1), opts.groups ?? 1);
 }
 
-/** Rows of `weight` picked by integer `ids`; the padding row gets no gradient. */
-export function embedding(ids: Tensor, weight: Tensor, paddingIdx = -1): Tensor {
-  return callT("aten::embedding", weight, ids, paddingIdx, false, false);
+/**
+ * Rows of `weight` picked by integer `ids`; the row `paddingIdx` (if given)
+ * gets no gradient. A negative paddingIdx counts from the end, as in
+ * torch.nn.functional.embedding (aten itself reads -1 as "none").
+ */
+export function embedding(ids: Tensor, weight: Tensor, paddingIdx: number | null = null): Tensor {
+  let pad = -1;
+  if (paddingIdx !== null) {
+    const n = weight.size(0);
+    if (!Number.isInteger(paddingIdx) || paddingIdx < -n || paddingIdx >= n) {
+      throw new RangeError(`embedding: paddingIdx ${paddingIdx} is out of range for ${n} embeddings`);
+    }
+    pad = paddingIdx < 0 ? paddingIdx + n : paddingIdx;
+  }
+  return callT("aten::embedding", weight, ids, pad, false, false);
 }
 
 export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
@@ -99,15 +111,19 @@ export interface AttentionOptions {
  * result on 1.13.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
-  const { attnMask = null, dropoutP = 0, isCausal = false } = opts;
-  if (attnMask && isCausal) throw new Error("scaledDotProductAttention: pass either attnMask or isCausal, not both");
+  const { dropoutP = 0, isCausal = false } = opts;
+  if (opts.attnMask && isCausal) throw new Error("scaledDotProductAttention: pass either attnMask or isCausal, not both");
   const headDim = q.size(-1);
   const scale = opts.scale ?? 1 / Math.sqrt(headDim);
-  if (features.fusedAttention && (features.fusedAttentionScale || opts.scale === undefined)) {
-    const args = [q, k, v, attnMask, dropoutP, isCausal] as const;
-    return features.fusedAttentionScale ? callT("aten::scaled_dot_product_attention", ...args, scale) : callT("aten::scaled_dot_product_attention", ...args);
-  }
   return tidy(() => {
+    // An additive mask takes the query's dtype, so that a float32 mask does
+    // not promote bfloat16 attention to float32 (fused kernels require it).
+    let attnMask = opts.attnMask ?? null;
+    if (attnMask && attnMask.dtype !== "bool" && attnMask.dtype !== q.dtype) attnMask = attnMask.to(q.dtype);
+    if (features.fusedAttention && (features.fusedAttentionScale || opts.scale === undefined)) {
+      const args = [q, k, v, attnMask, dropoutP, isCausal] as const;
+      return features.fusedAttentionScale ? callT("aten::scaled_dot_product_attention", ...args, scale) : callT("aten::scaled_dot_product_attention", ...args);
+    }
     let scores = q.matmul(k.transpose(-2, -1)).mul(scale); // (B, H, L, S)
     const L = q.size(-2);
     const S = k.size(-2);

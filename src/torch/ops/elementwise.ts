@@ -145,9 +145,12 @@ for (const [name, op] of Object.entries(unaryOps)) {
   };
 }
 
+// Bounds go across as plain numbers: an integral bound stays an integer
+// Scalar so that clamping an int64 tensor keeps int64 (as torch.clamp does),
+// while a fractional bound promotes it to the default float dtype.
 P.clamp = function (min = null, max = null) {
   if (min === null && max === null) throw new Error("clamp: at least one of min and max must be given");
-  return callT("aten::clamp", this, min === null ? null : f(min), max === null ? null : f(max));
+  return callT("aten::clamp", this, min, max);
 };
 
 P.eq = binary("aten::eq.Tensor", "aten::eq.Scalar");
@@ -212,7 +215,8 @@ P.div_ = function (other) {
   return this;
 };
 P.clamp_ = function (min = null, max = null) {
-  callInPlace("aten::clamp_", this, min === null ? null : f(min), max === null ? null : f(max));
+  if (min === null && max === null) throw new Error("clamp_: at least one of min and max must be given");
+  callInPlace("aten::clamp_", this, min, max);
   return this;
 };
 P.copy_ = function (src) {
@@ -252,10 +256,15 @@ P.normal_ = function (mean = 0, std = 1) {
   return this;
 };
 
-/** Elementwise choice: where(cond, a, b) takes a where cond is true, else b. */
+/**
+ * Elementwise choice: where(cond, a, b) takes a where cond is true, else b,
+ * broadcasting all three. Numbers follow PyTorch's promotion: integral ones
+ * keep an int tensor's dtype (where(c, 1, 0) is int64), fractional ones
+ * promote to the default float dtype.
+ */
 export function where(condition: Tensor, a: Operand, b: Operand): Tensor {
-  if (typeof a === "number" && typeof b === "number") return callT("aten::where.Scalar", condition, f(a), f(b));
-  if (typeof a === "number") return callT("aten::where.ScalarSelf", condition, f(a), b as Tensor);
-  if (typeof b === "number") return callT("aten::where.ScalarOther", condition, a, f(b));
+  if (typeof a === "number" && typeof b === "number") return callT("aten::where.Scalar", condition, a, b);
+  if (typeof a === "number") return callT("aten::where.ScalarSelf", condition, a, b as Tensor);
+  if (typeof b === "number") return callT("aten::where.ScalarOther", condition, a, b);
   return callT("aten::where.self", condition, a, b);
 }

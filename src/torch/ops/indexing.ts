@@ -1,4 +1,5 @@
 // Indexing, slicing, gather/scatter, masking, sorting and sampling.
+import type { Generator } from "../creation.js";
 import { callInPlace, callT, callTs, Tensor } from "../tensor.js";
 
 /**
@@ -36,7 +37,7 @@ declare module "../tensor.js" {
     sort(dim?: number, descending?: boolean, stable?: boolean): { values: Tensor; indices: Tensor };
     argsort(dim?: number, descending?: boolean): Tensor;
     /** Samples `numSamples` category indices per row from (unnormalized) probabilities. */
-    multinomial(numSamples: number, replacement?: boolean): Tensor;
+    multinomial(numSamples: number, replacement?: boolean, generator?: Generator): Tensor;
     nonzero(): Tensor;
   }
 }
@@ -51,43 +52,56 @@ P.slice = function (dim, start, end, step = 1) {
   return callT("aten::slice.Tensor", this, dim, start ?? null, end ?? null, step);
 };
 P.index = function (spec) {
-  let t: Tensor = this;
-  const owned: Tensor[] = [];
-  const advanced: (Tensor | null)[] = [];
-  let dim = 0;
   const ellipsis = spec.indexOf("...");
   if (ellipsis !== spec.lastIndexOf("...")) throw new Error("index: at most one '...' is allowed");
-  const consumed = spec.filter((s) => s !== null && s !== "...").length;
+  // Dims of `this` the spec consumes: a bool mask covers as many dims as it has.
+  const consumed = spec.reduce<number>((n, s) => n + (s === null || s === "..." ? 0 : s instanceof Tensor && s.dtype === "bool" ? s.ndim : 1), 0);
+  if (consumed > this.ndim) throw new RangeError(`index: too many indices (${consumed}) for a ${this.ndim}-d tensor`);
+  let t: Tensor = this;
+  const owned: Tensor[] = [];
+  // Advanced (tensor) indices by dim of the final basic-indexed view, null elsewhere.
+  const advanced: (Tensor | null)[] = [];
+  let dim = 0;
   const step = (next: Tensor) => {
     if (t !== this) owned.push(t);
     t = next;
   };
-  for (const item of spec) {
-    if (item === "...") {
-      const skip = this.ndim - consumed;
-      for (let i = 0; i < skip; i++) advanced.push(null);
-      dim += skip;
-    } else if (item === null) {
-      step(callT("aten::unsqueeze", t, dim));
-      advanced.push(null);
-      dim += 1;
-    } else if (typeof item === "number") {
-      if (dim >= t.ndim) throw new RangeError(`index: too many indices for a ${this.ndim}-d tensor`);
-      const size = t.size(dim);
-      if (item < -size || item >= size) throw new RangeError(`index: index ${item} is out of range for dimension ${dim} of size ${size}`);
-      step(callT("aten::select.int", t, dim, item));
-    } else if (item instanceof Tensor) {
-      advanced.push(item);
-      dim += item.dtype === "bool" ? item.ndim : 1;
-    } else {
-      step(callT("aten::slice.Tensor", t, dim, item.start ?? null, item.end ?? MAX, item.step ?? 1));
-      advanced.push(null);
-      dim += 1;
+  try {
+    for (const item of spec) {
+      if (item === "...") {
+        const skip = this.ndim - consumed;
+        for (let i = 0; i < skip; i++) advanced.push(null);
+        dim += skip;
+      } else if (item === null) {
+        step(callT("aten::unsqueeze", t, dim));
+        advanced.push(null);
+        dim += 1;
+      } else if (typeof item === "number") {
+        const size = t.size(dim);
+        if (!Number.isInteger(item) || item < -size || item >= size) {
+          throw new RangeError(`index: index ${item} is out of range for dimension ${dim} of size ${size}`);
+        }
+        step(callT("aten::select.int", t, dim, item));
+      } else if (item instanceof Tensor) {
+        // One entry either way: aten::index expands a k-d bool mask over k dims itself.
+        advanced.push(item);
+        dim += item.dtype === "bool" ? item.ndim : 1;
+      } else if (typeof item === "object") {
+        step(callT("aten::slice.Tensor", t, dim, item.start ?? null, item.end ?? MAX, item.step ?? 1));
+        advanced.push(null);
+        dim += 1;
+      } else {
+        throw new TypeError(`index: unsupported index item ${String(item)}; expected a number, sl(...), null, '...' or a Tensor`);
+      }
     }
-  }
-  if (advanced.some((a) => a !== null)) {
-    while (advanced.length && advanced[advanced.length - 1] === null) advanced.pop();
-    step(callT("aten::index.Tensor", t, advanced));
+    if (advanced.some((a) => a !== null)) {
+      while (advanced.length && advanced[advanced.length - 1] === null) advanced.pop();
+      step(callT("aten::index.Tensor", t, advanced));
+    }
+  } catch (e) {
+    if (t !== this) owned.push(t);
+    for (const o of owned) o.dispose();
+    throw e;
   }
   for (const o of owned) o.dispose();
   return t === this ? callT("aten::alias", this) : t;
@@ -107,10 +121,17 @@ P.scatterAdd = function (dim, index, src) {
 P.indexPut = function (indices, values, accumulate = false) {
   return callT("aten::index_put", this, indices, values, accumulate);
 };
+// libtorch 1.13 accepts a float mask in masked_fill and silently fills
+// nothing, so the mask's dtype is checked here.
+function checkMask(op: string, mask: Tensor): void {
+  if (mask instanceof Tensor && mask.dtype !== "bool") throw new TypeError(`${op}: mask must be a bool tensor, got ${mask.dtype}`);
+}
 P.maskedFill = function (mask, value) {
+  checkMask("maskedFill", mask);
   return callT("aten::masked_fill.Scalar", this, mask, { float: value });
 };
 P.maskedFill_ = function (mask, value) {
+  checkMask("maskedFill_", mask);
   callInPlace("aten::masked_fill_.Scalar", this, mask, { float: value });
   return this;
 };
@@ -128,8 +149,8 @@ P.sort = function (dim = -1, descending = false, stable = false) {
 P.argsort = function (dim = -1, descending = false) {
   return callT("aten::argsort", this, dim, descending);
 };
-P.multinomial = function (numSamples, replacement = false) {
-  return callT("aten::multinomial", this, numSamples, replacement);
+P.multinomial = function (numSamples, replacement = false, generator) {
+  return callT("aten::multinomial", this, numSamples, replacement, (generator?._g ?? null) as never);
 };
 P.nonzero = function () {
   return callT("aten::nonzero", this);
