@@ -82,5 +82,6 @@ for i in range(warmup + steps):
     dt = time.perf_counter() - t0
     if i >= warmup:
         times.append(dt)
-times.sort()
-print(json.dumps({"median_ms": times[len(times) // 2] * 1000, "min_ms": times[0] * 1000, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+ms = [t * 1000 for t in times]
+s = sorted(ms)
+print(json.dumps({"median_ms": s[len(s) // 2], "min_ms": s[0], "times_ms": ms, "torch": torch.__version__, "threads": torch.get_num_threads()}))

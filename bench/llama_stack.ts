@@ -106,6 +106,11 @@ export class LlamaStack {
     return x1.add(mlp);
   }
 
+  /** Frees the parameters and RoPE tables. */
+  dispose(): void {
+    for (const t of [...this.parameters(), this.cos, this.sin]) t.dispose();
+  }
+
   /** Forward through every block and a final norm; returns a scalar loss (mean of squares). */
   loss(x: Tensor): Tensor {
     return tidy(() => {

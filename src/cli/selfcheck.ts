@@ -40,8 +40,8 @@ export function selfcheck(): number {
   manualSeed(0);
   const live0 = liveTensors();
   const wTrue = keep(randn([8, 4]));
-  const w = keep(randn([4, 8]).mul(0.1).requiresGrad_(true));
-  const b = keep(randn([4]).mul(0).requiresGrad_(true));
+  const w = keep(tidy(() => randn([4, 8]).mul(0.1)).requiresGrad_(true));
+  const b = keep(tidy(() => randn([4]).mul(0)).requiresGrad_(true));
   const opt = new AdamW([w, b], { lr: 0.05, weightDecay: 0 });
   let first = 0;
   let last = 0;
@@ -53,7 +53,7 @@ export function selfcheck(): number {
       loss.backward();
       opt.step();
       opt.zeroGrad();
-      return loss.item();
+      return loss.itemNumber();
     });
     if (step === 0) first = last;
   }
@@ -64,7 +64,7 @@ export function selfcheck(): number {
     const file = path.join(dir, "model.safetensors");
     saveSafetensors(file, { weight: w, bias: b });
     const loaded = loadSafetensors(file);
-    const same = tidy(() => loaded.get("weight")!.eq(w.detach()).all().item() === 1 && loaded.get("bias")!.eq(b.detach()).all().item() === 1);
+    const same = tidy(() => loaded.get("weight")!.eq(w.detach()).all().item() === true && loaded.get("bias")!.eq(b.detach()).all().item() === true);
     for (const t of loaded.values()) t.dispose();
     ok = check("safetensors", same, `round trip of ${fs.statSync(file).size} bytes is bit-exact`) && ok;
   } finally {

@@ -20,3 +20,4 @@ export { cat, stack, type ShapeArgs } from "./ops/shape.js";
 export { sl, type IndexItem } from "./ops/indexing.js";
 export { einsum } from "./ops/linalg.js";
 export * as F from "./functional.js";
+export * from "./distributed.js";

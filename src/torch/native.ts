@@ -35,6 +35,16 @@ export type NativeArg =
   | { float: number }
   | ReadonlyArray<number | boolean | TensorHandle | null>;
 
+/** Options of pgInit, every field resolved (see src/torch/distributed.ts). */
+export interface NativePgOptions {
+  backend: string;
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  timeoutMs: number;
+}
+
 export interface NativeBinding {
   // tensor.cpp
   fromBuffer(data: ArrayBufferView | ArrayBuffer, dtype: number, shape: readonly number[], device?: string): TensorHandle;
@@ -76,20 +86,18 @@ export interface NativeBinding {
   // fileio.cpp
   readIntoTensor(path: string, offset: number, dtype: number, shape: readonly number[]): TensorHandle;
   writeTensor(fd: number, h: TensorHandle): number;
-  // distributed.cpp (present when built with c10d)
-  pgCreate?(options: {
-    backend: string;
-    rank: number;
-    worldSize: number;
-    masterAddr: string;
-    masterPort: number;
-    timeoutMs: number;
-  }): ProcessGroupHandle;
-  pgAllReduce?(pg: ProcessGroupHandle, tensors: TensorHandle[], op: number): void;
-  pgBroadcast?(pg: ProcessGroupHandle, tensors: TensorHandle[], root: number): void;
-  pgAllGather?(pg: ProcessGroupHandle, output: TensorHandle[], input: TensorHandle): void;
-  pgBarrier?(pg: ProcessGroupHandle): void;
-  pgDestroy?(pg: ProcessGroupHandle): void;
+  // distributed.cpp (always registered; pgInit rejects a backend that was not compiled in)
+  /** Connects off the JS thread; rank 0 hosts the TCPStore. */
+  pgInit(options: NativePgOptions): Promise<ProcessGroupHandle>;
+  /** In place; blocks until every rank took part. */
+  pgAllReduce(pg: ProcessGroupHandle, tensor: TensorHandle, op: "sum" | "avg" | "max" | "min" | "product"): void;
+  pgBroadcast(pg: ProcessGroupHandle, tensor: TensorHandle, src: number): void;
+  /** One new tensor per rank, in rank order. */
+  pgAllGather(pg: ProcessGroupHandle, tensor: TensorHandle): TensorHandle[];
+  pgBarrier(pg: ProcessGroupHandle): void;
+  pgInfo(pg: ProcessGroupHandle): { backend: string; rank: number; worldSize: number; address: string; destroyed: boolean };
+  /** Idempotent; later collectives on the handle throw. */
+  pgDestroy(pg: ProcessGroupHandle): void;
 }
 
 function addonPath(): string {

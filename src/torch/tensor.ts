@@ -28,39 +28,49 @@ export class Tensor {
     track(this);
   }
 
-  private loadMeta(): void {
+  private loadMeta(getter: string): void {
+    this.assertLive(getter);
     const [shape, code, device] = native.meta(this._h);
     this._shape = shape;
     this._dtype = dtypeFromCode(code);
     this._device = device as Device;
   }
 
+  /**
+   * Metadata is cached on first use, so without this check a disposed tensor
+   * would keep answering shape/dtype/device from the cache and the mistake
+   * would surface far away (or never).
+   */
+  private assertLive(getter: string): void {
+    if (this._disposed) throw new Error(`Tensor.${getter}: tensor used after dispose (a released tensor: it was disposed, or the scope that made it ended)`);
+  }
+
   get shape(): number[] {
-    if (this._shape === undefined) this.loadMeta();
+    if (this._shape === undefined || this._disposed) this.loadMeta("shape");
     return this._shape!.slice();
   }
   get dtype(): DType {
-    if (this._dtype === undefined) this.loadMeta();
+    if (this._dtype === undefined || this._disposed) this.loadMeta("dtype");
     return this._dtype!;
   }
   get device(): Device {
-    if (this._device === undefined) this.loadMeta();
+    if (this._device === undefined || this._disposed) this.loadMeta("device");
     return this._device!;
   }
   get ndim(): number {
-    if (this._shape === undefined) this.loadMeta();
+    if (this._shape === undefined || this._disposed) this.loadMeta("ndim");
     return this._shape!.length;
   }
   /** Size of one dimension (negative counts from the end). */
   size(dim: number): number {
-    if (this._shape === undefined) this.loadMeta();
+    if (this._shape === undefined || this._disposed) this.loadMeta("size");
     const n = this._shape!.length;
     const d = dim < 0 ? dim + n : dim;
     if (d < 0 || d >= n) throw new RangeError(`size: dimension ${dim} out of range for a ${n}-d tensor`);
     return this._shape![d];
   }
   get numel(): number {
-    if (this._shape === undefined) this.loadMeta();
+    if (this._shape === undefined || this._disposed) this.loadMeta("numel");
     return this._shape!.reduce((a, b) => a * b, 1);
   }
   get isFloatingPoint(): boolean {
@@ -88,9 +98,18 @@ export class Tensor {
 
   // ---- data -------------------------------------------------------------
 
-  /** The single element as a JS number (or boolean for bool tensors). */
-  item(): number {
-    return native.item(this._h) as number;
+  /**
+   * The single element, as PyTorch's item() gives it: a boolean for a bool
+   * tensor, a number for every other dtype (int64 beyond 2^53 loses
+   * precision). Use itemNumber() where a number is needed whatever the dtype.
+   */
+  item(): number | boolean {
+    return native.item(this._h);
+  }
+
+  /** The single element as a number; a bool tensor gives 1 or 0 (as toFlatArray does). */
+  itemNumber(): number {
+    return Number(native.item(this._h));
   }
 
   /**
@@ -99,6 +118,7 @@ export class Tensor {
    * bool as Uint8Array.
    */
   toTypedArray(): AnyTypedArray {
+    this.assertLive("toTypedArray");
     const dtype = this.dtype;
     if (dtype === "bfloat16" || dtype === "float16") {
       const h = native.callOp(opIdOf("aten::_to_copy"), 0, this._h, DTYPE_CODE.float32) as TensorHandle;
@@ -129,6 +149,7 @@ export class Tensor {
 
   /** The raw bytes (little-endian, row-major) of the elements. */
   toBytes(): Uint8Array {
+    this.assertLive("toBytes");
     return new Uint8Array(native.toBuffer(this._h));
   }
 

@@ -1,0 +1,44 @@
+// `vlm-grpo data check PATH` and `vlm-grpo data synth --out DIR`.
+import { runDataCheck } from "../../data/check.js";
+import { runDataSynth } from "../../data/synth/writer.js";
+import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
+
+const USAGE = `usage:
+  vlm-grpo data check PATH [--categories nudity,weapons] [--on-bad-row fail|skip] [--format auto|jsonl|csv|folder|parquet]
+      counts per class and split, image size stats, and every bad row
+  vlm-grpo data synth --out DIR [--n 600] [--offensive-rate 0.3] [--seed 0] [--image-size 96] [--hard-fraction 0.2] [--overwrite]
+      writes the procedural demo set (a stand-in for real data, see its README.md)`;
+
+export async function dataCommand(argv: readonly string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === "check") {
+    const p = parseArgs(rest, { categories: { value: true }, "on-bad-row": { value: true }, format: { value: true } });
+    if (p.positionals.length !== 1) throw new UsageError(`data check: expected one PATH\n${USAGE}`);
+    const onBad = flag(p, "on-bad-row") ?? "skip";
+    if (onBad !== "fail" && onBad !== "skip") throw new UsageError(`--on-bad-row: expected fail or skip, got '${onBad}'`);
+    const cats = flag(p, "categories");
+    await runDataCheck(p.positionals[0], {
+      categories: cats ? cats.split(",").map((c) => c.trim()) : undefined,
+      onBadRow: onBad,
+      format: (flag(p, "format") ?? "auto") as never,
+    });
+    return 0;
+  }
+  if (sub === "synth") {
+    const p = parseArgs(rest, { out: { value: true }, n: { value: true }, "offensive-rate": { value: true }, seed: { value: true }, "image-size": { value: true }, "hard-fraction": { value: true }, overwrite: { value: false } });
+    const out = flag(p, "out");
+    if (!out) throw new UsageError(`data synth: --out DIR is required\n${USAGE}`);
+    await runDataSynth({
+      outDir: out,
+      n: numberFlag(p, "n", 600, { int: true, min: 1 }),
+      offensiveRate: numberFlag(p, "offensive-rate", 0.3, { min: 0, max: 1 }),
+      seed: numberFlag(p, "seed", 0, { int: true }),
+      imageSize: numberFlag(p, "image-size", 96, { int: true, min: 16 }),
+      hardFraction: numberFlag(p, "hard-fraction", 0.2, { min: 0, max: 1 }),
+      overwrite: has(p, "overwrite"),
+    });
+    return 0;
+  }
+  console.log(USAGE);
+  return sub === undefined || sub === "--help" || sub === "help" ? 0 : 2;
+}

@@ -1,0 +1,168 @@
+// Evaluation of one or more model folders on a split: greedy answers parsed
+// into decisions, plus a score per image, P(offensive) = 1 - P(the answer
+// starts with "safe"), read from the model's next-token distribution right
+// after "<answer>" (one extra prefill per batch). Recall first, then
+// precision, F1/F2, FPR, per-category figures, curves, and the threshold
+// that reaches a target recall.
+import fs from "node:fs";
+import path from "node:path";
+import type { Example } from "../data/types.js";
+import { generate } from "../generate/generate.js";
+import { writeTextFileAtomic } from "../io/atomic.js";
+import { loadAdapter } from "../models/peft.js";
+import { makeAnswerParser } from "../rewards/answer_parser.js";
+import { cat, F, noGrad, tensor, tidy } from "../torch/index.js";
+import type { RunConfig } from "../train/configs.js";
+import { collatePrompts } from "../train/encode.js";
+import { Progress } from "../train/progress.js";
+import { loadPolicy, type Policy } from "../train/session.js";
+import { formatCompareTable } from "./compare_table.js";
+import { type Curves, curvesFromPredictions, thresholdForRecall, type ThresholdChoice } from "./curves.js";
+import { computeMetrics, type EvalMetrics, type Prediction } from "./metrics.js";
+import { writeReport } from "./report.js";
+
+export interface EvalTarget {
+  /** Name in tables and metrics.json (e.g. base, sft, grpo). */
+  name: string;
+  /** HF model folder. */
+  model: string;
+  /** Optional PEFT adapter folder applied on top. */
+  lora?: string;
+}
+
+export interface ModelEvaluation {
+  name: string;
+  metrics: EvalMetrics;
+  curves: Curves | null;
+  threshold: ThresholdChoice | null;
+  predictions: Prediction[];
+  seconds: number;
+}
+
+/** The ids after which the answer's first content token comes, and the first id of "safe" there. */
+export function answerProbe(policy: Policy): { prefix: number[]; safeId: number } {
+  const tok = policy.tokenizer;
+  const prefix = tok.encode("<answer>", { addSpecialTokens: false });
+  const full = tok.encode("<answer>safe", { addSpecialTokens: false });
+  let safeId: number | undefined;
+  if (full.length > prefix.length && prefix.every((v, i) => full[i] === v)) safeId = full[prefix.length];
+  else safeId = tok.encode("safe", { addSpecialTokens: false })[0];
+  if (safeId === undefined) throw new Error("eval: the tokenizer cannot encode the word 'safe'");
+  return { prefix, safeId };
+}
+
+/** Evaluates one model on examples. */
+export async function evaluateModel(cfg: RunConfig, target: EvalTarget, examples: Example[], opts: { log?: (l: string) => void; progress?: boolean } = {}): Promise<ModelEvaluation> {
+  const t0 = performance.now();
+  const policy = await loadPolicy(cfg, target.model, { train: false });
+  try {
+    if (target.lora) loadAdapter(policy.model, target.lora);
+    policy.model.eval();
+    const parse = makeAnswerParser(policy.prompt.categories);
+    const probe = answerProbe(policy);
+    const e = cfg.eval;
+    const progress = opts.progress === false ? null : new Progress({ total: examples.length, label: `eval ${target.name}`, unit: "img" });
+    const predictions: Prediction[] = [];
+    for (let i = 0; i < examples.length; i += e.batch_size) {
+      const chunk = examples.slice(i, i + e.batch_size);
+      const encoded = await Promise.all(chunk.map((x) => policy.encoder.encodePrompt(x)));
+      const batch = collatePrompts(encoded, policy.padTokenId);
+      try {
+        const gen = generate(
+          policy.model,
+          { inputIds: batch.inputIds, attentionMask: batch.attentionMask, pixelValues: batch.pixelValues },
+          {
+            doSample: false,
+            maxNewTokens: e.max_new_tokens,
+            eosTokenIds: policy.encoder.eosTokenIds,
+            padTokenId: policy.padTokenId,
+            decode: (ids) => policy.tokenizer.decode(ids, { skipSpecialTokens: true }),
+          },
+        );
+        const scores = noGrad(() =>
+          tidy(() => {
+            const b = chunk.length;
+            const extra = tensor(Array.from({ length: b }, () => probe.prefix), { dtype: "int64" });
+            const ids = cat([batch.inputIds, extra], 1);
+            const mask = cat([batch.attentionMask, tensor(Array.from({ length: b }, () => probe.prefix.map(() => 1)), { dtype: "int64" })], 1);
+            const logits = policy.model.forward({ inputIds: ids, attentionMask: mask, pixelValues: batch.pixelValues, logitsToKeep: 1 }).logits;
+            const pSafe = F.softmax(logits.select(1, 0), -1).select(1, probe.safeId);
+            return pSafe.toFlatArray().map((p) => 1 - p);
+          }),
+        );
+        chunk.forEach((x, k) => {
+          const parsed = parse(gen.completions[k].text);
+          predictions.push({
+            id: x.id,
+            labels: x.labels,
+            predicted: parsed.kind === "offensive" ? { kind: "offensive", categories: parsed.categories } : parsed.kind === "safe" ? { kind: "safe" } : { kind: "unparseable" },
+            score: scores[k],
+            imagePath: "path" in x.image ? x.image.path : undefined,
+            answer: gen.completions[k].text,
+          } as Prediction);
+        });
+      } finally {
+        batch.inputIds.dispose();
+        batch.attentionMask.dispose();
+        batch.pixelValues.dispose();
+      }
+      progress?.tick(chunk.length);
+    }
+    progress?.done();
+    const metrics = computeMetrics(predictions, { categories: policy.prompt.categories, unparseableAs: e.unparseable_as });
+    const curves = predictions.length ? curvesFromPredictions(predictions) : null;
+    const threshold = curves ? thresholdForRecall(curves, e.target_recall) : null;
+    return { name: target.name, metrics, curves, threshold, predictions, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    policy.dispose();
+  }
+}
+
+/** The JSON form of one evaluation (metrics.json's value per model). */
+export function evaluationJson(r: ModelEvaluation, targetRecall: number): Record<string, unknown> {
+  return {
+    ...r.metrics,
+    roc_auc: r.curves?.roc_auc ?? null,
+    average_precision: r.curves?.average_precision ?? null,
+    recall_at_fpr: r.curves?.recall_at_fpr ?? [],
+    threshold_for_target_recall: r.threshold ? { target_recall: targetRecall, ...r.threshold } : null,
+    seconds: r.seconds,
+  };
+}
+
+export interface EvalRunResult {
+  evaluations: ModelEvaluation[];
+  table: string;
+  metricsPath: string;
+  reportPath: string | null;
+}
+
+/** Evaluates targets on the examples, writes metrics.json (and report.html) under outDir, returns the table. */
+export async function runEvaluation(cfg: RunConfig, targets: EvalTarget[], examples: Example[], outDir: string, opts: { log?: (l: string) => void; progress?: boolean; title?: string } = {}): Promise<EvalRunResult> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  if (examples.length === 0) throw new Error(`eval: the ${cfg.eval.split} split is empty`);
+  const list = cfg.eval.max_examples > 0 ? examples.slice(0, cfg.eval.max_examples) : examples;
+  const evaluations: ModelEvaluation[] = [];
+  for (const t of targets) {
+    log(`eval: ${t.name} (${t.model}${t.lora ? ` + ${t.lora}` : ""}) on ${list.length} ${cfg.eval.split} images`);
+    evaluations.push(await evaluateModel(cfg, t, list, opts));
+  }
+  fs.mkdirSync(outDir, { recursive: true });
+  const json = Object.fromEntries(evaluations.map((r) => [r.name, evaluationJson(r, cfg.eval.target_recall)]));
+  const metricsPath = path.join(outDir, "metrics.json");
+  writeTextFileAtomic(metricsPath, JSON.stringify(json, null, 2) + "\n");
+  const predPath = path.join(outDir, "predictions.jsonl");
+  writeTextFileAtomic(predPath, evaluations.flatMap((r) => r.predictions.map((p) => JSON.stringify({ model: r.name, ...p }))).join("\n") + "\n");
+  const table = formatCompareTable(evaluations.map((r) => ({ name: r.name, metrics: r.metrics, curves: r.curves })));
+  let reportPath: string | null = null;
+  if (cfg.eval.report) {
+    reportPath = await writeReport(outDir, {
+      runs: evaluations.map((r) => ({ name: r.name, metrics: r.metrics, curves: r.curves, predictions: r.predictions })),
+      categories: [...cfg.data.categories],
+      unblur: cfg.eval.unblur,
+      title: opts.title ?? "vlm-grpo evaluation",
+      recallTargets: [cfg.eval.target_recall],
+    });
+  }
+  return { evaluations, table, metricsPath, reportPath };
+}

@@ -1,0 +1,3 @@
+export * from "./sampling.js";
+export * from "./generate.js";
+export * from "./stop.js";

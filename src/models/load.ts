@@ -1,0 +1,238 @@
+// Hugging Face checkpoint folders: config.json + model.safetensors (or shards
+// + model.safetensors.index.json) + generation_config.json + tokenizer and
+// processor files, read and written the way transformers' from_pretrained /
+// save_pretrained do.
+import fs from "node:fs";
+import path from "node:path";
+
+import { writeFolderAtomic, writeTextFileAtomic } from "../io/atomic.js";
+import { DEFAULT_MAX_SHARD_BYTES, dtypeOfSafetensors, SafetensorsFolder, saveSafetensorsSharded } from "../io/safetensors.js";
+import { describeKeyMismatch, type Module } from "../nn/index.js";
+import { type Device, type DType, isFloatingDType, keep, noGrad, type Tensor } from "../torch/index.js";
+import { configToJson, type ModelConfig, type RawConfig, resolveConfig, textConfigOf, WRITTEN_TRANSFORMERS_VERSION } from "./configs.js";
+import { Idefics3ForConditionalGeneration } from "./idefics3.js";
+import { LlamaForCausalLM, type ModelPlacement } from "./llama.js";
+
+export type PretrainedModel = LlamaForCausalLM | Idefics3ForConditionalGeneration;
+
+/** Tokenizer / processor / generation files copied beside saved weights (those that exist). */
+export const COPIED_FILE_NAMES: readonly string[] = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "added_tokens.json",
+  "vocab.json",
+  "merges.txt",
+  "chat_template.json",
+  "chat_template.jinja",
+  "preprocessor_config.json",
+  "processor_config.json",
+  "generation_config.json",
+];
+
+/** Checkpoint keys that transformers ignores on load (non-persistent buffers saved by old versions). */
+const IGNORED_KEY = /(^|\.)rotary_emb\.inv_freq$/;
+
+const FLOAT_DTYPES: Record<string, DType> = { float32: "float32", bfloat16: "bfloat16", float16: "float16", float64: "float64" };
+
+export interface LoadPretrainedOptions {
+  /**
+   * Parameter / compute dtype. Default "float32"; "auto" uses config.json's
+   * torch_dtype (float32 when absent). Stored bf16/fp16/fp32 weights are converted.
+   */
+  dtype?: DType | "auto";
+  /** Default "cpu". */
+  device?: Device;
+}
+
+/** Reads and resolves `dir/config.json`. */
+export function readConfig(dir: string): ModelConfig {
+  const file = path.join(dir, "config.json");
+  if (!fs.existsSync(file)) throw new Error(`loadPretrained: ${dir} has no config.json`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
+  }
+  return resolveConfig(raw as RawConfig, file);
+}
+
+/** A model for a config with uninitialized parameters (load weights or call initWeights next). */
+export function buildModel(config: ModelConfig, placement: ModelPlacement = {}): PretrainedModel {
+  return config.modelType === "idefics3" ? new Idefics3ForConditionalGeneration(config, placement) : new LlamaForCausalLM(config, placement);
+}
+
+/**
+ * The parameters a checkpoint of this model holds, by key: the architecture's
+ * own keys (from an unallocated-memory skeleton of the same config), looked
+ * up in the model. Adapters or other modules added to the tree (LoRA's
+ * lora_A / lora_B) are not part of it; a wrapper must keep the base
+ * parameters under their original paths (LoraLinear keeps "weight", "bias").
+ */
+export function checkpointParameters(model: Module & { config?: ModelConfig }): Map<string, Tensor> {
+  if (!model.config) return model.stateDict();
+  const skeleton = buildModel(model.config);
+  const keys = skeleton.namedParameters().map(([k]) => k);
+  skeleton.dispose();
+  const out = new Map<string, Tensor>();
+  for (const k of keys) {
+    try {
+      out.set(k, model.getParameter(k));
+    } catch (e) {
+      throw new Error(`checkpoint parameters: the model has no parameter '${k}' (${(e as Error).message})`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Copies a checkpoint folder's tensors into a model, one tensor at a time.
+ * Strict: before any data is read, the headers are checked against the model
+ * and one error names every missing, unexpected and mis-shaped key. Keys that
+ * are tied aliases (lm_head.weight when tied) and rotary_emb.inv_freq buffers
+ * are skipped, as transformers does.
+ */
+export function loadWeights(model: Module & { config?: ModelConfig }, dir: string): void {
+  const folder = SafetensorsFolder.open(dir);
+  const params = checkpointParameters(model);
+  const own = new Set(params.values());
+  const aliases = new Set(model.allParameterPaths().filter((p) => !params.has(p) && own.has(model.getParameter(p))));
+  const names = folder.names.filter((n) => !aliases.has(n) && !IGNORED_KEY.test(n));
+  const given = new Map(names.map((n) => [n, folder.fileOf(n).entry(n).shape] as [string, number[]]));
+  const expected = new Map([...params].map(([k, t]) => [k, t.shape] as [string, number[]]));
+  const check = describeKeyMismatch(`checkpoint ${dir}`, expected, given, true);
+  if (check.message) throw new Error(check.message);
+  for (const n of names) {
+    const stored = folder.fileOf(n).entry(n).dtype;
+    const dt = dtypeOfSafetensors(stored);
+    if (dt === null || !isFloatingDType(dt)) throw new Error(`checkpoint ${dir}: tensor '${n}' has dtype ${stored}; parameters must be floating point`);
+  }
+  noGrad(() => {
+    for (const n of names) {
+      const t = folder.get(n);
+      try {
+        params.get(n)!.copy_(t);
+      } finally {
+        t.dispose();
+      }
+    }
+  });
+}
+
+/**
+ * Loads a checkpoint folder: config.json (model_type "idefics3" or "llama"),
+ * then the weights into a model built in the requested dtype and device.
+ */
+export async function loadPretrained(dir: string, opts: LoadPretrainedOptions = {}): Promise<{ model: PretrainedModel; config: ModelConfig; dir: string }> {
+  const config = readConfig(dir);
+  let dtype: DType;
+  if (opts.dtype === "auto") {
+    const td = config.raw.torch_dtype ?? config.raw.dtype;
+    dtype = typeof td === "string" && FLOAT_DTYPES[td] ? FLOAT_DTYPES[td] : "float32";
+  } else {
+    dtype = opts.dtype ?? "float32";
+  }
+  if (!isFloatingDType(dtype)) throw new Error(`loadPretrained: dtype must be floating point, got ${dtype}`);
+  const model = buildModel(config, { dtype, device: opts.device ?? "cpu" });
+  try {
+    loadWeights(model, dir);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, config, dir };
+}
+
+// ---- saving --------------------------------------------------------------------
+
+export interface SavePretrainedOptions {
+  /** Largest shard in bytes, or a size string ("5GB" = 5e9, "500MB", "2GiB"). Default "5GB" as transformers. */
+  maxShardSize?: number | string;
+  /** Dtype of the saved weights (default: the parameters' own). Recorded as torch_dtype. */
+  dtype?: DType;
+  /** Folder to copy tokenizer / processor / generation files from (those of `copyFileNames` that exist). */
+  copyFilesFrom?: string;
+  /** File names copied from copyFilesFrom. Default COPIED_FILE_NAMES. */
+  copyFileNames?: readonly string[];
+}
+
+/** Parses "5GB" (decimal), "2GiB" (binary), "500MB", "100KB", or a plain number of bytes. */
+export function parseSize(size: number | string): number {
+  if (typeof size === "number") {
+    if (!(size > 0)) throw new Error(`maxShardSize must be positive, got ${size}`);
+    return size;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*$/i.exec(size);
+  if (!m) throw new Error(`maxShardSize: cannot read '${size}'; use bytes or e.g. "5GB", "500MB", "2GiB"`);
+  const pow = " KMGT".indexOf(m[2].toUpperCase() || " ");
+  const base = m[3] ? 1024 : 1000;
+  const bytes = Math.floor(Number(m[1]) * base ** pow);
+  if (!(bytes > 0)) throw new Error(`maxShardSize must be positive, got '${size}'`);
+  return bytes;
+}
+
+/** generation_config.json as transformers derives it from a model config. */
+export function generationConfigJson(config: ModelConfig): RawConfig {
+  const t = textConfigOf(config);
+  const out: RawConfig = { _from_model_config: true };
+  if (t.bosTokenId !== null) out.bos_token_id = t.bosTokenId;
+  if (t.eosTokenId !== null) out.eos_token_id = t.eosTokenId;
+  const pad = config.modelType === "idefics3" ? (t.padTokenId ?? config.padTokenId) : t.padTokenId;
+  if (pad !== null) out.pad_token_id = pad;
+  out.transformers_version = WRITTEN_TRANSFORMERS_VERSION;
+  return out;
+}
+
+/**
+ * Writes a complete checkpoint folder: weights (the architecture's keys only,
+ * see checkpointParameters; model.safetensors, or
+ * model-0000i-of-0000N.safetensors shards + model.safetensors.index.json,
+ * metadata {"format": "pt"}; tied lm_head not stored), config.json (full
+ * HF form with torch_dtype), generation_config.json (copied from
+ * copyFilesFrom when it has one, else derived from the config) and the
+ * tokenizer / processor files of copyFilesFrom. The folder is replaced
+ * atomically: `outDir` holds the old content or the whole new one (files
+ * already in outDir are not kept).
+ */
+export async function savePretrained(model: PretrainedModel, outDir: string, opts: SavePretrainedOptions = {}): Promise<{ files: string[] }> {
+  const maxShardBytes = parseSize(opts.maxShardSize ?? DEFAULT_MAX_SHARD_BYTES);
+  if (opts.dtype !== undefined && !isFloatingDType(opts.dtype)) throw new Error(`savePretrained: dtype must be floating point, got ${opts.dtype}`);
+  const copyFrom = opts.copyFilesFrom;
+  if (copyFrom !== undefined && !fs.existsSync(copyFrom)) throw new Error(`savePretrained: copyFilesFrom folder ${copyFrom} does not exist`);
+  const copies = copyFrom ? (opts.copyFileNames ?? COPIED_FILE_NAMES).filter((n) => fs.existsSync(path.join(copyFrom, n))) : [];
+  const state = checkpointParameters(model);
+  const first = state.values().next().value as Tensor;
+  const torchDtype = opts.dtype ?? first.dtype;
+  // Converted copies exist only while writing.
+  const tensors = new Map<string, Tensor>();
+  const owned: Tensor[] = [];
+  for (const [k, t] of state) {
+    if (isFloatingDType(t.dtype) && t.dtype !== torchDtype) {
+      const c = keep(noGrad(() => t.to(torchDtype)));
+      owned.push(c);
+      tensors.set(k, c);
+    } else {
+      tensors.set(k, t);
+    }
+  }
+  let files: string[] = [];
+  try {
+    writeFolderAtomic(outDir, (tmp) => {
+      files = saveSafetensorsSharded(tmp, tensors, { maxShardBytes }).files;
+      writeTextFileAtomic(path.join(tmp, "config.json"), JSON.stringify(configToJson(model.config, { torchDtype }), null, 2) + "\n");
+      files.push("config.json");
+      for (const name of copies) {
+        fs.copyFileSync(path.join(copyFrom!, name), path.join(tmp, name));
+        files.push(name);
+      }
+      if (!copies.includes("generation_config.json")) {
+        writeTextFileAtomic(path.join(tmp, "generation_config.json"), JSON.stringify(generationConfigJson(model.config), null, 2) + "\n");
+        files.push("generation_config.json");
+      }
+    });
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+  return { files: files.sort() };
+}

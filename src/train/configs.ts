@@ -1,0 +1,115 @@
+// The run config: one schema for every command (sft, grpo, eval, demo), in
+// sections, so one YAML file can describe a whole pipeline and the CLI can
+// override any key with a dotted flag (--grpo.beta 0.04). Names follow TRL's
+// GRPOConfig where a concept is shared (num_generations, epsilon_high,
+// scale_rewards, loss_type, mask_truncated_completions, ...).
+import { type Infer, s } from "../config/schema.js";
+import { DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT } from "../data/prompt.js";
+import { DEFAULT_LORA_TARGETS } from "../nn/lora.js";
+
+const schedule = (dflt: "constant" | "constant_with_warmup" | "linear" | "cosine") =>
+  s.string({ enum: ["constant", "constant_with_warmup", "linear", "cosine"] as const, default: dflt, doc: "learning-rate schedule (HF transformers' multipliers), with warmup_ratio warmup" });
+
+const rewardOptionValue = s.union([s.number(), s.string(), s.boolean()]);
+
+export const rewardSpecSchema = s.object({
+  name: s.optional(s.string({ doc: "built-in reward: recall, format or category_bonus (or a name for a user module's reward)" })),
+  module: s.optional(s.string({ doc: "user reward: a .js/.mjs module path, relative to the config file" })),
+  export: s.optional(s.string({ doc: "the module's export to call (default: default)" })),
+  weight: s.optional(s.number({ doc: "weight in the total reward" })),
+  options: s.optional(s.record(rewardOptionValue, { doc: "options of the reward, e.g. {truePositive: 1, falseNegative: -1}" })),
+});
+
+export const runConfigSchema = s.object({
+  model: s.string({ default: "", doc: "model folder (HF format: config.json, safetensors, tokenizer, processor files)" }),
+  output_dir: s.string({ default: "runs/run", doc: "where checkpoints, logs and the final model go" }),
+  seed: s.number({ int: true, default: 0, doc: "seed of data order, sampling, dropout and LoRA init" }),
+  device: s.string({ default: "cpu", doc: "cpu, cuda or cuda:N" }),
+  dtype: s.string({ enum: ["float32", "bfloat16"] as const, default: "float32", doc: "weights' compute dtype; bfloat16 halves memory (CPU with AVX-512 bf16, or CUDA)" }),
+  threads: s.optional(s.number({ int: true, min: 1, doc: "intra-op threads (default: available cores, or VLM_NUM_THREADS)" })),
+  data: s.object({
+    path: s.string({ default: "", doc: "manifest (.jsonl/.csv), image folder, or parquet file/folder" }),
+    format: s.string({ enum: ["auto", "jsonl", "csv", "folder", "parquet"] as const, default: "auto", doc: "dataset format (auto: from the path)" }),
+    categories: s.array(s.string({ nonEmpty: true }), { minItems: 1, default: ["nudity", "weapons"], doc: "offensive categories labels may use" }),
+    on_bad_row: s.string({ enum: ["fail", "skip"] as const, default: "fail", doc: "bad rows: fail with a list, or skip and report them" }),
+    split_seed: s.number({ int: true, default: 0, doc: "seed of the stratified train/val/test split (rows with a split keep it)" }),
+    val_fraction: s.number({ min: 0, max: 1, default: 0.1, doc: "share of rows without a split that go to val" }),
+    test_fraction: s.number({ min: 0, max: 1, default: 0.1, doc: "share of rows without a split that go to test" }),
+  }),
+  prompt: s.object({
+    system_prompt: s.string({ default: DEFAULT_SYSTEM_PROMPT, doc: "system message ({categories} substituted); empty for none" }),
+    user_prompt: s.string({ default: DEFAULT_USER_PROMPT, doc: "user text after the image; must contain {categories}" }),
+    allow_think: s.boolean({ default: false, doc: "invite a <think>...</think> block before the answer" }),
+  }),
+  lora: s.object({
+    enabled: s.boolean({ default: true, doc: "train LoRA adapters (false: full fine-tuning)" }),
+    rank: s.number({ int: true, min: 1, default: 8, doc: "adapter rank r" }),
+    alpha: s.number({ min: 0, default: 16, doc: "scaling numerator (scaling = alpha / r)" }),
+    dropout: s.number({ min: 0, max: 0.99, default: 0.05, doc: "dropout on the adapter input" }),
+    target_modules: s.array(s.string(), { minItems: 1, default: [...DEFAULT_LORA_TARGETS], doc: "Linear layer names to adapt" }),
+    include_vision: s.boolean({ default: false, doc: "also adapt the vision tower" }),
+    include_connector: s.boolean({ default: false, doc: "also adapt the connector's projection" }),
+  }),
+  sft: s.object({
+    epochs: s.number({ min: 0, default: 1, doc: "passes over the train split (fractions allowed)" }),
+    max_steps: s.number({ int: true, min: 0, default: 0, doc: "optimizer steps; 0 = from epochs" }),
+    micro_batch_size: s.number({ int: true, min: 1, default: 4, doc: "examples per forward/backward" }),
+    grad_accum: s.number({ int: true, min: 1, default: 1, doc: "micro-batches per optimizer step" }),
+    lr: s.number({ min: 0, default: 2e-4, doc: "peak learning rate (AdamW)" }),
+    weight_decay: s.number({ min: 0, default: 0, doc: "AdamW decoupled weight decay" }),
+    schedule: schedule("cosine"),
+    warmup_ratio: s.number({ min: 0, max: 1, default: 0.05, doc: "share of steps spent warming up" }),
+    max_grad_norm: s.number({ min: 0, default: 1, doc: "global-norm gradient clipping (0 = off)" }),
+    freeze_vision: s.boolean({ default: true, doc: "full fine-tuning: keep the vision tower frozen" }),
+    eval_every: s.number({ int: true, min: 0, default: 0, doc: "validate every N steps (0 = at the end only)" }),
+    eval_examples: s.number({ int: true, min: 0, default: 64, doc: "val examples per validation (0 = all)" }),
+    save_every: s.number({ int: true, min: 0, default: 0, doc: "checkpoint every N steps (0 = at the end only)" }),
+    keep_last: s.number({ int: true, min: 0, default: 2, doc: "checkpoints kept (0 = all)" }),
+    log_every: s.number({ int: true, min: 1, default: 10, doc: "log metrics every N steps" }),
+  }),
+  grpo: s.object({
+    steps: s.number({ int: true, min: 1, default: 100, doc: "optimizer steps" }),
+    prompts_per_step: s.number({ int: true, min: 1, default: 4, doc: "prompts (images) per step; each gets num_generations completions" }),
+    num_generations: s.number({ int: true, min: 2, default: 8, doc: "G: completions sampled per prompt" }),
+    temperature: s.number({ min: 0, default: 1, doc: "sampling temperature" }),
+    top_p: s.number({ min: 0, max: 1, default: 1, doc: "nucleus sampling" }),
+    top_k: s.number({ int: true, min: 0, default: 0, doc: "top-k sampling (0 = off)" }),
+    max_completion_length: s.number({ int: true, min: 1, default: 24, doc: "maximum completion tokens" }),
+    lr: s.number({ min: 0, default: 5e-5, doc: "peak learning rate (AdamW)" }),
+    weight_decay: s.number({ min: 0, default: 0, doc: "AdamW decoupled weight decay" }),
+    schedule: schedule("constant"),
+    warmup_ratio: s.number({ min: 0, max: 1, default: 0, doc: "share of steps spent warming up" }),
+    max_grad_norm: s.number({ min: 0, default: 1, doc: "global-norm gradient clipping (0 = off)" }),
+    beta: s.number({ min: 0, default: 0, doc: "KL coefficient to the reference (base weights, LoRA off); 0 = no KL" }),
+    epsilon: s.number({ min: 0, default: 0.2, doc: "lower clip range of the ratio" }),
+    epsilon_high: s.optional(s.number({ min: 0, doc: "upper clip range (default: epsilon)" })),
+    loss_type: s.string({ enum: ["grpo", "bnpo", "dr_grpo", "dapo"] as const, default: "dapo", doc: "loss aggregation (TRL's loss_type)" }),
+    scale_rewards: s.string({ enum: ["group", "batch", "none"] as const, default: "group", doc: "advantage scaling by the group's or batch's reward std" }),
+    num_iterations: s.number({ int: true, min: 1, default: 1, doc: "optimizer passes per generation batch (old log-probs when > 1)" }),
+    mask_truncated_completions: s.boolean({ default: false, doc: "drop completions that hit max_completion_length from the loss" }),
+    stratify: s.boolean({ default: true, doc: "label-stratified prompt batches (offensive and safe in each step)" }),
+    zero_variance: s.string({ enum: ["keep", "drop", "resample"] as const, default: "keep", doc: "groups whose rewards all agree: keep (no signal), drop from the loss, or resample new prompts" }),
+    resample_attempts: s.number({ int: true, min: 0, default: 2, doc: "zero_variance=resample: extra prompt draws per step" }),
+    group_sharing: s.boolean({ default: true, doc: "compute vision features and the prompt's KV cache once per group" }),
+    save_every: s.number({ int: true, min: 0, default: 0, doc: "checkpoint every N steps (0 = at the end only)" }),
+    keep_last: s.number({ int: true, min: 0, default: 2, doc: "checkpoints kept (0 = all)" }),
+    log_every: s.number({ int: true, min: 1, default: 1, doc: "log metrics every N steps" }),
+    rewards: s.array(rewardSpecSchema, {
+      default: [{ name: "recall" }, { name: "format" }],
+      doc: "reward functions (weighted sum); built-in recall, format, category_bonus, or {module: ./my_reward.js}",
+    }),
+  }),
+  eval: s.object({
+    split: s.string({ enum: ["train", "val", "test"] as const, default: "test", doc: "split to evaluate" }),
+    batch_size: s.number({ int: true, min: 1, default: 8, doc: "prompts per generation batch" }),
+    max_new_tokens: s.number({ int: true, min: 1, default: 24, doc: "maximum answer tokens" }),
+    max_examples: s.number({ int: true, min: 0, default: 0, doc: "evaluate at most N examples (0 = all)" }),
+    target_recall: s.number({ min: 0, max: 1, default: 0.95, doc: "report the score threshold reaching this recall" }),
+    unparseable_as: s.string({ enum: ["wrong", "safe", "offensive"] as const, default: "wrong", doc: "how unparseable answers count" }),
+    report: s.boolean({ default: true, doc: "write report.html" }),
+    unblur: s.boolean({ default: false, doc: "show thumbnails of offensive images unblurred in the report" }),
+  }),
+});
+
+export type RunConfig = Infer<typeof runConfigSchema>;
+export type RewardSpecConfig = Infer<typeof rewardSpecSchema>;
