@@ -76,6 +76,7 @@ export async function evaluateModel(cfg: RunConfig, target: EvalTarget, examples
             maxNewTokens: e.max_new_tokens,
             eosTokenIds: policy.encoder.eosTokenIds,
             padTokenId: policy.padTokenId,
+            suppressTokenIds: policy.encoder.suppressTokenIds,
             decode: (ids) => policy.tokenizer.decode(ids, { skipSpecialTokens: true }),
           },
         );

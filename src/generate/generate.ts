@@ -64,6 +64,8 @@ export interface GenerateOptions extends SamplingOptions {
   generator?: Generator;
   /** Compute the vision features and the prompt's KV cache once per prompt. Default true. */
   shareGroup?: boolean;
+  /** Token ids never generated (e.g. image placeholder tokens), as HF's suppress_tokens. */
+  suppressTokenIds?: number[];
 }
 
 export type FinishReason = "eos" | "stop" | "length";
@@ -155,8 +157,12 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
     const finish: (FinishReason | null)[] = new Array(rows).fill(null);
     const stop = opts.stopStrings?.length ? new StopStringMatcher(opts.stopStrings) : null;
 
+    const vocab = lastLogits.shape[lastLogits.ndim - 1];
+    const suppress = opts.suppressTokenIds?.length
+      ? keep(tensor(Array.from({ length: vocab }, (_, i) => opts.suppressTokenIds!.includes(i)), { device: lastLogits.device }))
+      : null;
     for (let step = 0; step < maxNew; step++) {
-      const next = tidy(() => selectNext(lastLogits, sampling, generator));
+      const next = tidy(() => selectNext(suppress ? lastLogits.maskedFill(suppress, -Infinity) : lastLogits, sampling, generator));
       const chosen = next.tokens.toFlatArray();
       const lps = next.logProbs.toFlatArray();
       next.tokens.dispose();
@@ -209,6 +215,7 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
     }
     lastLogits.dispose();
     mask.dispose();
+    suppress?.dispose();
     return { completions, forwardPasses };
   } finally {
     cache.dispose();

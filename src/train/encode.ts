@@ -8,10 +8,7 @@
 import type { Example } from "../data/types.js";
 import { buildMessages, type PromptConfig, targetAnswer } from "../data/prompt.js";
 import type { HFTokenizer } from "../io/tokenizer.js";
-import { decodeImage } from "../io/image_decode.js";
-import { processImages } from "../io/image_processor.js";
-import type { Idefics3ImageProcessorConfig } from "../io/image_processor_config.js";
-import { expandImageTokens } from "../io/idefics3_prompt.js";
+import { decodeImage, expandImageTokens, type Idefics3ImageProcessorConfig, processImagesSync, resizeSquare } from "../io/image_interim.js";
 import { cat, full, keep, type Tensor, tensor, tidy } from "../torch/index.js";
 
 export interface EncodedPrompt {
@@ -39,6 +36,8 @@ export class PromptEncoder {
   private readonly promptTemplate: string;
   /** Ids that end an answer: the tokenizer's EOS (the chat template's end of turn). */
   readonly eosTokenIds: number[];
+  /** Image placeholder ids a completion must never contain (<image>, <fake_token_around_image>, <global-img>, <row_R_col_C>). */
+  readonly suppressTokenIds: number[];
 
   constructor(opts: PromptEncoderOptions) {
     this.opts = opts;
@@ -47,6 +46,9 @@ export class PromptEncoder {
     const eos = opts.tokenizer.eosTokenId;
     if (eos === undefined) throw new Error("PromptEncoder: the tokenizer has no EOS token (tokenizer_config.json eos_token)");
     this.eosTokenIds = [eos];
+    const names = ["<image>", "<fake_token_around_image>", "<global-img>"];
+    for (let r = 1; r <= 12; r++) for (let c = 1; c <= 12; c++) names.push(`<row_${r}_col_${c}>`);
+    this.suppressTokenIds = names.map((n) => opts.tokenizer.tokenToId(n)).filter((i): i is number => i !== undefined);
     if (!this.promptTemplate.includes("<image>")) throw new Error("PromptEncoder: the chat template did not render an <image> marker for the image part");
   }
 
@@ -56,9 +58,9 @@ export class PromptEncoder {
     if (hit) return hit;
     const label = "path" in ex.image ? ex.image.path : `${ex.source.file}${ex.source.row !== undefined ? `#${ex.source.row}` : ""}`;
     const src = "path" in ex.image ? ex.image.path : ex.image.bytes;
-    const decoded = await decodeImage(src, { maxPixels: this.opts.maxPixels, label });
+    const decoded = await resizeSquare(await decodeImage(src, { maxPixels: this.opts.maxPixels, label }), this.opts.processor.imageSize);
     const out = tidy(() => {
-      const r = processImages([decoded], this.opts.processor);
+      const r = processImagesSync([decoded], this.opts.processor);
       return { t: keep(r.pixelValues), rows: r.rows, cols: r.cols };
     });
     if (this.opts.cache ?? true) this.pixels.set(ex.id, out);

@@ -145,6 +145,7 @@ async function generateRound(policy: Policy, examples: Example[], cfg: RunConfig
         decode: (ids) => policy.tokenizer.decode(ids, { skipSpecialTokens: true }),
         generator: sampler,
         shareGroup: g.group_sharing,
+        suppressTokenIds: policy.encoder.suppressTokenIds,
       },
     );
   } finally {

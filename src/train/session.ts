@@ -5,10 +5,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { dumpConfig } from "../config/load.js";
 import { resolvePromptConfig, type PromptConfig } from "../data/prompt.js";
-import { assignSplits, examplesOfSplit, loadDataset } from "../data/index.js";
+import { assignSplits, examplesOfSplit, formatBadRows, loadDataset } from "../data/index.js";
 import type { Example } from "../data/types.js";
 import { writeTextFileAtomic } from "../io/atomic.js";
-import { readProcessorConfig } from "../io/image_processor_config.js";
+import { readProcessorConfig } from "../io/image_interim.js";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
 import { HFTokenizer } from "../io/tokenizer.js";
 import { Idefics3ForConditionalGeneration } from "../models/idefics3.js";
@@ -113,8 +113,7 @@ export async function loadSplits(cfg: RunConfig, log: (line: string) => void = (
     format: cfg.data.format,
   });
   if (ds.dropped.length) {
-    log(`data: skipped ${ds.dropped.length} bad row(s):`);
-    for (const d of ds.dropped.slice(0, 20)) log(`  ${JSON.stringify(d)}`);
+    log(`data: skipped ${ds.dropped.length} bad row(s):\n${formatBadRows(ds.dropped)}`);
   }
   const fr = { train: Math.max(0, 1 - cfg.data.val_fraction - cfg.data.test_fraction), val: cfg.data.val_fraction, test: cfg.data.test_fraction };
   const withSplits = assignSplits(ds.examples, { seed: cfg.data.split_seed, fractions: fr });

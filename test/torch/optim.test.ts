@@ -298,6 +298,29 @@ describe("optimizer behaviour", () => {
     for (const p of ps) p.dispose();
   });
 
+  test("parameters updated in several list-op chunks match one optimizer per parameter exactly", () => {
+    const live0 = liveTensors();
+    manualSeed(3);
+    // 3 x 700K elements: more than one chunk of FOREACH_CHUNK_ELEMENTS (2^20).
+    const make = () => tidy(() => [randn([700, 1000]), randn([700_000]), randn([7, 100_000])]).map((t) => keep(t.requiresGrad_(true)));
+    const together = make();
+    manualSeed(3);
+    const apart = make();
+    const grads = tidy(() => together.map((p) => keep(randn(p.shape))));
+    const one = new AdamW(together, { lr: 0.01 });
+    const each = apart.map((p) => new AdamW([p], { lr: 0.01 }));
+    for (let s = 0; s < 2; s++) {
+      together.forEach((p, i) => (p.grad = grads[i]));
+      apart.forEach((p, i) => (p.grad = grads[i]));
+      one.step();
+      each.forEach((o) => o.step());
+    }
+    together.forEach((p, i) => assert.ok(tidy(() => p.eq(apart[i]).all().item() === true), `param ${i}`));
+    for (const o of [one, ...each]) o.dispose();
+    for (const t of [...together, ...apart, ...grads]) t.dispose();
+    assert.equal(liveTensors(), live0);
+  });
+
   test("groups do not share option arrays", () => {
     const ps = makeParams();
     const opt = new AdamW([{ params: [ps[0]] }, { params: [ps[1]] }]);

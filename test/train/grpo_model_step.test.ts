@@ -11,6 +11,8 @@ import { seededModel, testConfig } from "../models/helpers.js";
 
 test("a GRPO step moves sequence log-probs in the direction of the advantages", () => {
   const model = seededModel(testConfig("llama"), 11);
+  // Warm-up: the rotary embedding caches its cos/sin tables on first use.
+  tidy(() => model.forward({ inputIds: tensor([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]], { dtype: "int64" }) }));
   const before = liveTensors();
   const prompt: PromptBatch = tidy(() => ({
     inputIds: tensor([[1, 7, 9, 4, 12]], { dtype: "int64" }),

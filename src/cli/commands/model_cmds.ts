@@ -1,8 +1,6 @@
 // `vlm-grpo init-model` and `vlm-grpo generate`.
 import { validate } from "../../config/schema.js";
-import { decodeImage } from "../../io/image_decode.js";
-import { processImages } from "../../io/image_processor.js";
-import { expandImageTokens } from "../../io/idefics3_prompt.js";
+import { decodeImage, expandImageTokens, processImagesSync, resizeSquare } from "../../io/image_interim.js";
 import { generate } from "../../generate/generate.js";
 import { initModel } from "../../models/init_model.js";
 import { loadAdapter } from "../../models/peft.js";
@@ -10,7 +8,7 @@ import { PRESET_NAMES, type PresetName } from "../../models/presets.js";
 import { tensor, tidy } from "../../torch/index.js";
 import { runConfigSchema } from "../../train/configs.js";
 import { loadPolicy } from "../../train/session.js";
-import { readProcessorConfig } from "../../io/image_processor_config.js";
+import { readProcessorConfig } from "../../io/image_interim.js";
 import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
 
 export async function initModelCommand(argv: readonly string[]): Promise<number> {
@@ -60,10 +58,10 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     if (flag(p, "lora")) loadAdapter(policy.model, flag(p, "lora")!);
     policy.model.eval();
     const text = policy.tokenizer.applyChatTemplate([{ role: "user", content: [{ type: "image" }, { type: "text", text: prompt }] }], { addGenerationPrompt: true });
-    const decoded = await decodeImage(image, { label: image });
     const proc = readProcessorConfig(model);
+    const decoded = await resizeSquare(await decodeImage(image, { label: image }), proc.imageSize);
     const out = tidy(() => {
-      const r = processImages([decoded], proc);
+      const r = processImagesSync([decoded], proc);
       const ids = policy.tokenizer.encode(expandImageTokens(text, r.rows, r.cols, policy.model.config.imageSeqLen), { addSpecialTokens: false });
       return generate(
         policy.model,
@@ -76,6 +74,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
           seed: numberFlag(p, "seed", 0, { int: true }),
           eosTokenIds: policy.encoder.eosTokenIds,
           padTokenId: policy.padTokenId,
+            suppressTokenIds: policy.encoder.suppressTokenIds,
           decode: (x) => policy.tokenizer.decode(x, { skipSpecialTokens: true }),
         },
       );

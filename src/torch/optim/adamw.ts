@@ -17,6 +17,7 @@ import {
   foreachDiv_,
   foreachMaximum_,
   foreachMul_,
+  FOREACH_CHUNK_ELEMENTS,
   foreachSqrt,
   type GradItem,
   Optimizer,
@@ -39,12 +40,6 @@ export interface AdamWOptions {
 
 export const ADAMW_DEFAULTS: Readonly<AdamWOptions> = Object.freeze({ lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01, amsgrad: false });
 
-/**
- * Largest number of parameter elements updated by one list op: AdamW makes a
- * temporary denominator per parameter, so this bounds that extra memory
- * (2^25 float32 elements = 128 MiB).
- */
-const MAX_CHUNK_ELEMENTS = 2 ** 25;
 
 export class AdamW extends Optimizer<AdamWOptions> {
   constructor(params: readonly Tensor[] | readonly ParamGroupInput<AdamWOptions>[], options: Partial<AdamWOptions> = {}) {
@@ -88,7 +83,7 @@ export class AdamW extends Optimizer<AdamWOptions> {
       const biasCorrection2 = 1 - beta2 ** step;
       const stepSize = lr / biasCorrection1;
       const biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
-      for (const chunk of chunkByElements(stepItems, MAX_CHUNK_ELEMENTS)) {
+      for (const chunk of chunkByElements(stepItems, FOREACH_CHUNK_ELEMENTS)) {
         const params = chunk.map((it) => it.param);
         const grads = chunk.map((it) => it.grad);
         const bufs = chunk.map((it) => this.state[it.index]!.buffers);

@@ -368,6 +368,17 @@ export function foreachNorm(xs: Tensor[], p: number): Tensor[] {
 }
 
 /**
+ * Largest number of parameter elements one list op updates. Updates that
+ * make temporaries (AdamW's denominators, SGD's decayed gradients) run in
+ * chunks this size, small enough for the allocator to reuse the
+ * temporaries from step to step instead of mapping fresh pages. Measured on
+ * the CPU with 37 parameters of 384K elements: ~20 ms per AdamW step with
+ * 2^20, ~36 ms with all 14M elements in one chunk (PyTorch's per-tensor
+ * loop: ~25 ms). Tiny parameters (LoRA) still share one call.
+ */
+export const FOREACH_CHUNK_ELEMENTS = 2 ** 20;
+
+/**
  * Splits items into runs whose tensors total at most `maxElements`, so that
  * list ops making temporaries (e.g. AdamW's denominators) never hold more
  * than that many extra elements at once.

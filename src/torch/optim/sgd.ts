@@ -4,7 +4,7 @@
 //             d = nesterov ? d + momentum * buf : buf
 //   p -= lr * d
 import { type Tensor } from "../tensor.js";
-import { checkNumber, foreachAddList, foreachAddList_, foreachMul_, type GradItem, Optimizer, type ParamGroup, type ParamGroupInput } from "./optimizer.js";
+import { checkNumber, chunkByElements, FOREACH_CHUNK_ELEMENTS, foreachAddList, foreachAddList_, foreachMul_, type GradItem, Optimizer, type ParamGroup, type ParamGroupInput } from "./optimizer.js";
 
 export interface SGDOptions {
   /** Learning rate (required, as in PyTorch). */
@@ -41,6 +41,10 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 
   protected updateGroup(group: ParamGroup<SGDOptions>, items: GradItem[]): void {
+    for (const chunk of chunkByElements(items, FOREACH_CHUNK_ELEMENTS)) this.updateChunk(group, chunk);
+  }
+
+  private updateChunk(group: ParamGroup<SGDOptions>, items: GradItem[]): void {
     const { lr, momentum, dampening, weightDecay, nesterov } = group;
     const params = items.map((it) => it.param);
     const temps: Tensor[] = [];
