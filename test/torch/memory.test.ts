@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { F, keep, liveTensors, manualSeed, randn, type Tensor, tensor, tidy } from "../../src/torch/index.js";
+import { F, getNumThreads, keep, liveTensors, manualSeed, randn, setNumThreads, type Tensor, tensor, tidy } from "../../src/torch/index.js";
 import { AdamW, clipGradNorm, LRScheduler } from "../../src/torch/optim/index.js";
 
 const STEPS = 3000;
@@ -22,6 +22,18 @@ const YIELD_EVERY = 10;
 
 describe("memory", () => {
   test(`MLP training: live tensors flat and RSS growth < ${RSS_BOUND_MB} MB from step ${CHECK_AT} to ${STEPS}`, async () => {
+    // One intra-op thread: the ops are tiny, and on a busy machine a second
+    // spinning thread made this loop ~10x slower (24 s instead of 2.7 s).
+    const threads = getNumThreads();
+    setNumThreads(1);
+    try {
+      await trainAndCheck();
+    } finally {
+      setNumThreads(threads);
+    }
+  });
+
+  async function trainAndCheck(): Promise<void> {
     manualSeed(0);
     const live0 = liveTensors();
     // A fixed task: 512 inputs, labels from a random linear teacher.
@@ -69,7 +81,7 @@ describe("memory", () => {
     opt.dispose();
     for (const t of [...params, x, labels]) t.dispose();
     assert.equal(liveTensors(), live0);
-  });
+  }
 
   test("a disposed tensor's getters throw 'tensor used after dispose' naming the getter", () => {
     const t = tensor([[1, 2, 3]]);

@@ -321,6 +321,15 @@ describe("optimizer behaviour", () => {
     assert.equal(liveTensors(), live0);
   });
 
+  test("an option given as undefined keeps the default", () => {
+    const ps = makeParams();
+    const opt = new AdamW([{ params: [ps[0]], lr: undefined }], { weightDecay: undefined });
+    assert.equal(opt.paramGroups[0].lr, 1e-3);
+    assert.equal(opt.paramGroups[0].weightDecay, 0.01);
+    opt.dispose();
+    for (const p of ps) p.dispose();
+  });
+
   test("groups do not share option arrays", () => {
     const ps = makeParams();
     const opt = new AdamW([{ params: [ps[0]] }, { params: [ps[1]] }]);

@@ -10,6 +10,7 @@ import { type Tensor } from "../tensor.js";
 import {
   checkNumber,
   chunkByElements,
+  definedOnly,
   foreachAddcdiv_,
   foreachAddcmul_,
   foreachAddList_,
@@ -43,7 +44,7 @@ export const ADAMW_DEFAULTS: Readonly<AdamWOptions> = Object.freeze({ lr: 1e-3, 
 
 export class AdamW extends Optimizer<AdamWOptions> {
   constructor(params: readonly Tensor[] | readonly ParamGroupInput<AdamWOptions>[], options: Partial<AdamWOptions> = {}) {
-    super("AdamW", params, { ...ADAMW_DEFAULTS, betas: [...ADAMW_DEFAULTS.betas] as [number, number], ...options });
+    super("AdamW", params, { ...ADAMW_DEFAULTS, betas: [...ADAMW_DEFAULTS.betas] as [number, number], ...definedOnly(options) });
   }
 
   protected validateOptions(o: AdamWOptions, where: string): void {

@@ -1,5 +1,8 @@
 // Optimizers, gradient clipping and learning-rate schedules over the tensor
 // engine: torch.optim semantics, updates as libtorch ops.
+// The torch barrel loads every op family that attaches methods to Tensor.
+import "../index.js";
+
 export {
   Optimizer,
   type ParamGroup,

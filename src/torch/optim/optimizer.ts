@@ -60,6 +60,11 @@ export function stateTensorName(index: number, buffer: string): string {
   return `state.${index}.${buffer}`;
 }
 
+/** The entries of an options object whose value is not undefined (so `{ lr: undefined }` keeps the default). */
+export function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function cloneOptions<O extends object>(o: O): O {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) out[k] = Array.isArray(v) ? [...v] : v;
@@ -107,7 +112,7 @@ export abstract class Optimizer<O extends { lr: number }> {
       });
       const { params: ps, ...overrides } = g;
       // Arrays (betas) are copied so that no two groups share one.
-      const options = cloneOptions({ ...defaults, ...overrides } as O);
+      const options = cloneOptions({ ...defaults, ...definedOnly(overrides) } as O);
       this.validateOptions(options, where);
       return { params: [...ps], ...options } as ParamGroup<O>;
     });

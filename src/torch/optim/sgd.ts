@@ -4,7 +4,7 @@
 //             d = nesterov ? d + momentum * buf : buf
 //   p -= lr * d
 import { type Tensor } from "../tensor.js";
-import { checkNumber, chunkByElements, FOREACH_CHUNK_ELEMENTS, foreachAddList, foreachAddList_, foreachMul_, type GradItem, Optimizer, type ParamGroup, type ParamGroupInput } from "./optimizer.js";
+import { checkNumber, chunkByElements, definedOnly, FOREACH_CHUNK_ELEMENTS, foreachAddList, foreachAddList_, foreachMul_, type GradItem, Optimizer, type ParamGroup, type ParamGroupInput } from "./optimizer.js";
 
 export interface SGDOptions {
   /** Learning rate (required, as in PyTorch). */
@@ -24,7 +24,7 @@ export const SGD_DEFAULTS: Readonly<Omit<SGDOptions, "lr">> = Object.freeze({ mo
 export class SGD extends Optimizer<SGDOptions> {
   constructor(params: readonly Tensor[] | readonly ParamGroupInput<SGDOptions>[], options: Partial<SGDOptions> & { lr: number }) {
     if (typeof options !== "object" || options === null || options.lr === undefined) throw new Error("SGD: options.lr is required");
-    super("SGD", params, { ...SGD_DEFAULTS, ...options });
+    super("SGD", params, { ...SGD_DEFAULTS, ...definedOnly(options), lr: options.lr });
   }
 
   protected validateOptions(o: SGDOptions, where: string): void {
