@@ -20,8 +20,8 @@
 // no image splitting), prompts are random text ids around the image block.
 //
 // Flags: --models tiny,smolvlm-256m  --prompts P (1)  --G n (8)  --beta b (0)
-//   --length L (per model: tiny 32, 256m 24)  --runs N  --warmup N
-//   (per model: tiny 10/2, 256m 3/1)  --text-tokens n (32)  --threads n (libtorch's
+//   --length L (per model: tiny 32, 256m 16)  --runs N  --warmup N
+//   (per model: tiny 10/2, 256m 2/1)  --text-tokens n (32)  --threads n (libtorch's
 //   current count; PyTorch gets the same)  --no-ref  --keep DIR (copy each model's
 //   weights, inputs and spec.json to DIR/<model> to rerun grpo_ref.py by hand)  --json
 // MFU: see stepFlops() for the formula; the peak is the best fp32 matmul
@@ -60,7 +60,7 @@ function argNumber(name: string): number | undefined {
 /** Per-model defaults, chosen so the whole bench stays under ~6 min on 2 cores. */
 const DEFAULTS: Record<string, { length: number; runs: number; warmup: number; lora: boolean }> = {
   tiny: { length: 32, runs: 10, warmup: 2, lora: false },
-  "smolvlm-256m": { length: 24, runs: 3, warmup: 1, lora: true },
+  "smolvlm-256m": { length: 16, runs: 2, warmup: 1, lora: true },
 };
 const LORA = { rank: 16, alpha: 32, dropout: 0, targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] };
 const LR = 1e-5;

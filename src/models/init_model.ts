@@ -51,7 +51,7 @@ export interface InitModelResult {
 async function resolveWriters(arch: Arch, given: Partial<InitModelWriters> = {}): Promise<InitModelWriters> {
   const writeTokenizerFiles = given.writeTokenizerFiles ?? (await import("../io/tokenizer_builder.js")).writeTokenizerFiles;
   let writeProcessorFiles = given.writeProcessorFiles;
-  if (!writeProcessorFiles && arch === "idefics3") writeProcessorFiles = (await import("../io/image_interim.js")).writeProcessorFiles;
+  if (!writeProcessorFiles && arch === "idefics3") writeProcessorFiles = (await import("../io/idefics3_image.js")).writeProcessorFiles;
   const none = async () => {
     throw new Error("initModel: no processor writer");
   };

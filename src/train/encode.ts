@@ -8,7 +8,7 @@
 import type { Example } from "../data/types.js";
 import { buildMessages, type PromptConfig, targetAnswer } from "../data/prompt.js";
 import type { HFTokenizer } from "../io/tokenizer.js";
-import { decodeImage, expandImageTokens, type Idefics3ImageProcessorConfig, processImagesSync, resizeSquare } from "../io/image_interim.js";
+import { decodeImage, expandImageTokens, type Idefics3ImageProcessorConfig, processImages } from "../io/idefics3_image.js";
 import { cat, full, keep, type Tensor, tensor, tidy } from "../torch/index.js";
 
 export interface EncodedPrompt {
@@ -58,11 +58,9 @@ export class PromptEncoder {
     if (hit) return hit;
     const label = "path" in ex.image ? ex.image.path : `${ex.source.file}${ex.source.row !== undefined ? `#${ex.source.row}` : ""}`;
     const src = "path" in ex.image ? ex.image.path : ex.image.bytes;
-    const decoded = await resizeSquare(await decodeImage(src, { maxPixels: this.opts.maxPixels, label }), this.opts.processor.imageSize);
-    const out = tidy(() => {
-      const r = processImagesSync([decoded], this.opts.processor);
-      return { t: keep(r.pixelValues), rows: r.rows, cols: r.cols };
-    });
+    const decoded = await decodeImage(src, { maxPixels: this.opts.maxPixels, label });
+    const r = await processImages([decoded], this.opts.processor);
+    const out = { t: keep(r.pixelValues), rows: r.rows, cols: r.cols };
     if (this.opts.cache ?? true) this.pixels.set(ex.id, out);
     return out;
   }

@@ -1,6 +1,6 @@
 // `vlm-grpo init-model` and `vlm-grpo generate`.
 import { validate } from "../../config/schema.js";
-import { decodeImage, expandImageTokens, processImagesSync, resizeSquare } from "../../io/image_interim.js";
+import { decodeImage, expandImageTokens, processImages, readProcessorConfig } from "../../io/idefics3_image.js";
 import { generate } from "../../generate/generate.js";
 import { initModel } from "../../models/init_model.js";
 import { loadAdapter } from "../../models/peft.js";
@@ -8,7 +8,6 @@ import { PRESET_NAMES, type PresetName } from "../../models/presets.js";
 import { tensor, tidy } from "../../torch/index.js";
 import { runConfigSchema } from "../../train/configs.js";
 import { loadPolicy } from "../../train/session.js";
-import { readProcessorConfig } from "../../io/image_interim.js";
 import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
 
 export async function initModelCommand(argv: readonly string[]): Promise<number> {
@@ -59,9 +58,8 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     policy.model.eval();
     const text = policy.tokenizer.applyChatTemplate([{ role: "user", content: [{ type: "image" }, { type: "text", text: prompt }] }], { addGenerationPrompt: true });
     const proc = readProcessorConfig(model);
-    const decoded = await resizeSquare(await decodeImage(image, { label: image }), proc.imageSize);
+    const r = await processImages([await decodeImage(image, { label: image })], proc);
     const out = tidy(() => {
-      const r = processImagesSync([decoded], proc);
       const ids = policy.tokenizer.encode(expandImageTokens(text, r.rows, r.cols, policy.model.config.imageSeqLen), { addSpecialTokens: false });
       return generate(
         policy.model,
