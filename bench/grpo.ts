@@ -12,12 +12,17 @@
 // features once per prompt and a forward with logitsToKeep C + 1.
 // The reference repeats each prompt G times up front, as TRL does, so vision
 // and prefill run per completion, and again per row when scoring.
+// The two sides alternate step by step (the reference runs as a server in its
+// own process), so both see the same load from other processes.
 //
 // Models: "tiny" is fully fine-tuned (vision tower frozen, as the trainer's
 // freezeVision; everything else trained); "smolvlm-256m" trains LoRA rank 16
 // (alpha 32, dropout 0) on q,k,v,o,gate,up,down of the decoder, as users would
-// on a CPU. Images are one tile of the preset's image size (512 px for 256m,
-// no image splitting), prompts are random text ids around the image block.
+// on a CPU. With --beta > 0 on tiny, the reference pass runs the policy's own
+// weights (there is no adapter to switch off; the trainer refuses that
+// combination): it measures the cost, not the semantics. Images are one tile
+// of the preset's image size (512 px for 256m, no image splitting); prompts are
+// random text ids around the image block.
 //
 // Flags: --models tiny,smolvlm-256m  --prompts P (1)  --G n (8)  --beta b (0)
 //   --length L (per model: tiny 32, 256m 16)  --runs N  --warmup N
@@ -33,11 +38,11 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { generate } from "../src/generate/generate.js";
-import { buildTokenizerFiles, FAKE_IMAGE_TOKEN, GLOBAL_IMAGE_TOKEN, IMAGE_TOKEN } from "../src/io/tokenizer_builder.js";
+import { buildTokenizerFiles, type BuiltTokenizerInfo, FAKE_IMAGE_TOKEN, GLOBAL_IMAGE_TOKEN, IMAGE_TOKEN } from "../src/io/tokenizer_builder.js";
 import { saveSafetensors } from "../src/io/safetensors.js";
 import { buildModel, type Idefics3Config, Idefics3ForConditionalGeneration, initWeights, presetConfig, presetFiles, type PresetName, savePretrained } from "../src/models/index.js";
 import { adapterParameters, adapterStateDict, applyLora, withAdaptersDisabled } from "../src/nn/lora.js";
-import { features, Generator, getNumThreads, keep, noGrad, randn, setNumThreads, tensor, tidy } from "../src/torch/index.js";
+import { features, Generator, getNumThreads, keep, noGrad, randint, randn, setNumThreads, tensor, tidy } from "../src/torch/index.js";
 import { AdamW, clipGradNorm } from "../src/torch/optim/index.js";
 import { collateCompletions, type PromptBatch } from "../src/train/encode.js";
 import { entropyFromLogits, groupAdvantages, grpoLoss, selectiveLogProbs } from "../src/train/grpo_math.js";
@@ -192,17 +197,14 @@ interface ModelResult {
   ours_over_pytorch_min: number | null;
 }
 
-function promptIds(tp: { text: number; imageSeqLen: number }, ids: Record<string, number>, gen: Generator): number[] {
+/** BOS, random text, the image block of one unsplit image (as the Idefics3 processor expands it), random text. */
+function promptIds(textTokens: number, imageSeqLen: number, tok: BuiltTokenizerInfo, gen: Generator): number[] {
   // Text ids from the byte range (3..258): never special tokens.
-  const text = (n: number) => randIntList(n, gen);
-  const before = Math.floor(tp.text / 2);
-  return [...text(before), ids[FAKE_IMAGE_TOKEN], ids[GLOBAL_IMAGE_TOKEN], ...new Array(tp.imageSeqLen).fill(ids[IMAGE_TOKEN]), ids[FAKE_IMAGE_TOKEN], ...text(tp.text - before)];
-}
-function randIntList(n: number, gen: Generator): number[] {
-  return tidy(() => {
-    const r = randn([n], { generator: gen }).abs().mul(1000).long().remainder(256).add(3);
-    return r.toFlatArray().map(Number);
-  });
+  const text = (n: number) => tidy(() => randint(3, 259, [n], { generator: gen }).toFlatArray().map(Number));
+  const ids = tok.specialTokenIds;
+  const before = Math.floor(textTokens / 2);
+  const image = [ids[FAKE_IMAGE_TOKEN], ids[GLOBAL_IMAGE_TOKEN], ...new Array(imageSeqLen).fill(ids[IMAGE_TOKEN]), ids[FAKE_IMAGE_TOKEN]];
+  return [tok.bosTokenId, ...text(before), ...image, ...text(textTokens - before)];
 }
 
 interface RefReply {
@@ -267,7 +269,7 @@ async function benchModel(name: PresetName, gflopsPeak: number, python: string |
     // Inputs: P prompts of one image each, same length (no padding).
     const gen = new Generator(1);
     const ids = tok.specialTokenIds;
-    const prompts = Array.from({ length: P }, () => [tok.bosTokenId, ...promptIds({ text: textTokens, imageSeqLen: cfg.imageSeqLen }, ids, gen)]);
+    const prompts = Array.from({ length: P }, () => promptIds(textTokens, cfg.imageSeqLen, tok, gen));
     const tp = prompts[0].length;
     const batch: PromptBatch = tidy(() => ({
       inputIds: keep(tensor(prompts.flat(), { dtype: "int64" }).view(P, tp)),

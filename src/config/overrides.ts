@@ -141,7 +141,9 @@ export function unknownPathError(schema: AnySchema, path: readonly string[], sou
     const keys = keysAt(schema, prefix);
     if (keys.length === 0) return `${source}: ${formatPath(prefix)} has no sub-keys (it is not an object), cannot set "${path.slice(i).join(".")}"`;
     const near = closest(path[i], keys);
-    const suggestion = near ? `; did you mean "${[...prefix, near].join(".")}"?` : ` (valid keys${prefix.length ? ` under ${formatPath(prefix)}` : ""}: ${keys.join(", ")})`;
+    // Suggest the whole corrected path when the rest of it then exists ("sftt.lr" -> "sft.lr").
+    const fixed = near === undefined ? undefined : schemaAt(schema, [...prefix, near, ...path.slice(i + 1)]) ? [...prefix, near, ...path.slice(i + 1)] : [...prefix, near];
+    const suggestion = fixed ? `; did you mean "${fixed.join(".")}"?` : ` (valid keys${prefix.length ? ` under ${formatPath(prefix)}` : ""}: ${keys.join(", ")})`;
     return `${source}: unknown key "${path.join(".")}"${suggestion}`;
   }
   return undefined;

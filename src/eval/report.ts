@@ -202,7 +202,7 @@ async function errorsSection(run: ReportRun, opts: ReportOptions): Promise<strin
       img = "uri" in t ? `<img src="${t.uri}" alt="${e(p.id)}">` : `<div class="noimg" title="${e(t.error)}">image unavailable</div>`;
     }
     const lines = [
-      `<b>${e(p.id)}</b>${blurred ? ' <span class="badge">blurred</span>' : ""}`,
+      `<b>${e(p.id)}</b>${blurred && img.startsWith("<img") ? ' <span class="badge">blurred</span>' : ""}`,
       `true: ${e(p.labels.length ? p.labels.join(", ") : "safe")}`,
       `predicted: ${e(describePrediction(p.predicted))}`,
       `score: ${p.score === undefined ? "n/a" : e(p.score.toFixed(3))}`,

@@ -1,34 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConfigError, closest, editDistance, type Infer, type InferInput, s, validate } from "../../src/config/schema.js";
+import { ConfigError, closest, editDistance, type InferInput, validate } from "../../src/config/schema.js";
+import { type Config, schema } from "./fixture_schema.js";
 
-export const schema = s.object({
-  run_name: s.string({ default: "run", doc: "Name of the run." }),
-  model: s.string({ nonEmpty: true, doc: "Path to a local model snapshot." }),
-  seed: s.optional(s.number({ int: true })),
-  categories: s.array(s.string({ nonEmpty: true }), { default: ["nudity", "weapons"], minItems: 1 }),
-  eval_every: s.union([s.number({ int: true, min: 1 }), s.string({ enum: ["epoch"] })], { default: "epoch" }),
-  prompts: s.record(s.string(), { default: {} }),
-  sft: s.object({
-    lr: s.number({ min: 0, default: 1e-4 }),
-    lora: s.object({
-      rank: s.number({ int: true, min: 1, default: 16, doc: "LoRA rank." }),
-      alpha: s.number({ default: 32 }),
-      targets: s.array(s.string(), { default: ["q_proj", "v_proj"] }),
-    }),
-  }),
-  grpo: s.object(
-    {
-      beta: s.number({ min: 0, default: 0.04, doc: "KL coefficient." }),
-      loss_type: s.string({ enum: ["grpo", "bnpo", "dr_grpo", "dapo"], default: "dapo" }),
-      num_generations: s.number({ int: true, min: 2, max: 64, default: 8 }),
-      scale_rewards: s.boolean({ default: true }),
-      temperature: s.nullable(s.number({ min: 0 }), { default: null }),
-    },
-    { doc: "GRPO stage." },
-  ),
-});
-export type Config = Infer<typeof schema>;
 
 // Compile-time checks of the inferred types (this file fails to build if they regress).
 const typeChecks = (c: Config, input: InferInput<typeof schema>) => {
@@ -104,13 +78,13 @@ test("missing required keys, wrong container types, union mismatch, range max", 
   assert.throws(() => validate(schema, { model: "m", grpo: { num_generations: 128 } }), /grpo.num_generations: must be <= 64, got 128/);
   assert.throws(() => validate(schema, { model: "m", categories: [] }), /categories: expected at least 1 item\(s\), got 0/);
   assert.throws(() => validate(schema, { model: null }), /model: expected string, got null/);
-  assert.throws(() => validate(schema, "text", { file: "x.yaml" }), /^x.yaml: \(root\): expected object, got string "text"$/);
+  assert.throws(() => validate(schema, "text", { file: "x.yaml" }), (e: Error) => e.message === 'x.yaml: (root): expected object, got string "text"');
 });
 
 test("a locator replaces the file prefix per path", () => {
   assert.throws(
     () => validate(schema, { model: "m", grpo: { beta: "x" } }, { file: "f.yaml", locate: (p) => (p[0] === "grpo" ? "f.yaml:7" : undefined) }),
-    /^f.yaml:7: grpo.beta: expected number >= 0, got string "x"$/,
+    (e: Error) => e.message === 'f.yaml:7: grpo.beta: expected number >= 0, got string "x"',
   );
 });
 

@@ -1,6 +1,9 @@
 // The synthetic demo set: byte-identical per seed, exact class and hard
 // counts, stratified splits, images of the requested size that the loader
-// accepts, and a README that says what it is.
+// accepts, a README that says what it is, and the local cues the normal
+// subset must carry (gunmetal with a specular band for weapons, a large
+// skin-tone area for nudity, neither in safe scenes) while the hard subset
+// mixes look-alikes back in.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -9,6 +12,8 @@ import { before, describe, test } from "node:test";
 import sharp from "sharp";
 
 import { labelSetKey, loadDataset, planLabels, renderScene, Rng, synthesizeDataset, type SynthResult } from "../../src/data/index.js";
+import { calmColor, calmOk, clothColor, gunColor, gunmetalLike, luma, plasticColor, safeColor, skinLike, skinTone } from "../../src/data/synth/color.js";
+import type { RGB } from "../../src/data/synth/raster.js";
 import { tempDir } from "./helpers.js";
 
 const root = tempDir("synth");
@@ -165,5 +170,74 @@ describe("scenes", () => {
       assert.ok(normal.minArea > 0.02, `${labels}: normal min area ${normal.minArea}`);
       assert.ok(normal.meanArea > 3 * hard.meanArea, `${labels}: normal ${normal.meanArea} vs hard ${hard.meanArea}`);
     }
+  });
+});
+
+/** Per-image shares of gunmetal-like pixels, skin-like pixels, and bright pixels flanked by gunmetal 2 px away on at least two sides (the specular band). */
+function cueShares(px: Uint8Array, S: number): { gun: number; skin: number; band: number } {
+  const at = (x: number, y: number): RGB => {
+    const o = 3 * (y * S + x);
+    return [px[o] / 255, px[o + 1] / 255, px[o + 2] / 255];
+  };
+  let gun = 0;
+  let skin = 0;
+  let band = 0;
+  for (let y = 0; y < S; y++)
+    for (let x = 0; x < S; x++) {
+      const c = at(x, y);
+      if (gunmetalLike(c)) gun++;
+      if (skinLike(c)) skin++;
+      if (luma(c) > 0.7) {
+        let flanks = 0;
+        for (const [dx, dy] of [[2, 0], [-2, 0], [0, 2], [0, -2]]) {
+          const X = x + dx;
+          const Y = y + dy;
+          if (X >= 0 && Y >= 0 && X < S && Y < S && gunmetalLike(at(X, Y))) flanks++;
+        }
+        if (flanks >= 2) band++;
+      }
+    }
+  const n = S * S;
+  return { gun: gun / n, skin: skin / n, band: band / n };
+}
+
+describe("materials and cues", () => {
+  test("palettes: gunmetal is always gunmetal-like; safe, calm, plastic and normal-subset clothes are neither gunmetal- nor skin-like", () => {
+    const rng = new Rng(3);
+    for (let k = 0; k < 500; k++) {
+      assert.ok(gunmetalLike(gunColor(rng)));
+      for (const c of [safeColor(rng), plasticColor(rng), clothColor(rng, false)]) assert.ok(!skinLike(c), `${c}`);
+      for (const c of [safeColor(rng), clothColor(rng, false)]) assert.ok(!gunmetalLike(c), `${c}`);
+      assert.ok(calmOk(calmColor(rng)));
+      assert.ok(skinLike(skinTone(rng)));
+    }
+  });
+
+  const S = 64;
+  const sample = (labels: string[], hard: boolean) => Array.from({ length: 24 }, (_, k) => cueShares(renderScene({ labels, hard, size: S }, new Rng(300 + k)).pixels, S));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+  test("normal scenes: weapons show gunmetal with a specular band, unclothed figures a large skin area, safe scenes neither", () => {
+    const safe = sample([], false);
+    const weapons = sample(["weapons"], false);
+    const nudity = sample(["nudity"], false);
+    const m = (xs: { gun: number; skin: number; band: number }[], k: "gun" | "skin" | "band") => mean(xs.map((x) => x[k]));
+    // measured (seeds 300..323): gun 0.072 / 0.0003 / 0.0001, band 0.0048 / 0 / 0, skin 0.077 / 0.017 / 0.21 (weapons / safe / nudity)
+    assert.ok(m(weapons, "gun") >= 0.04 && m(weapons, "gun") > 20 * m(safe, "gun"), `gunmetal: weapons ${m(weapons, "gun")}, safe ${m(safe, "gun")}`);
+    assert.ok(m(weapons, "band") >= 0.002 && m(safe, "band") <= 0.0005 && m(nudity, "band") <= 0.0005, `band: ${m(weapons, "band")} ${m(safe, "band")} ${m(nudity, "band")}`);
+    assert.ok(m(nudity, "skin") >= 0.12 && m(nudity, "skin") > 5 * m(safe, "skin"), `skin: nudity ${m(nudity, "skin")}, safe ${m(safe, "skin")}`);
+    assert.ok(m(nudity, "gun") < 0.005, `gunmetal in nudity scenes ${m(nudity, "gun")}`);
+    // per image, not only on average
+    assert.ok(weapons.filter((x) => x.gun >= 0.01).length >= 20, `weapons with >= 1% gunmetal: ${weapons.map((x) => x.gun.toFixed(3))}`);
+    assert.ok(nudity.filter((x) => x.skin >= 0.06).length >= 20, `nudity with >= 6% skin: ${nudity.map((x) => x.skin.toFixed(3))}`);
+    assert.ok(safe.every((x) => x.gun < 0.02 && x.band < 0.002), `safe: ${JSON.stringify(safe)}`);
+  });
+
+  test("hard scenes mix look-alikes in: safe scenes with much gunmetal or skin-like area", () => {
+    const lookalike = (x: { gun: number; skin: number }) => x.gun >= 0.03 || x.skin >= 0.2;
+    const hard = sample([], true).filter(lookalike).length;
+    const normal = sample([], false).filter(lookalike).length;
+    assert.ok(hard >= 4, `hard safe look-alikes: ${hard} of 24`);
+    assert.equal(normal, 0);
   });
 });

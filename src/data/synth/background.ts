@@ -3,6 +3,9 @@
 // picked to contrast with the scene's main objects; `busy` (0..1) sets how far
 // apart those two colours may be, i.e. how much the background itself competes
 // for attention (low in the normal subset, higher in the hard one).
+// `palette` and `kinds` narrow the choice: the normal subset uses calm
+// colours (never skin-like or gunmetal-like, see color.ts) and smooth kinds,
+// so that the background carries none of the categories' local cues.
 import type { Rng } from "../rng.js";
 import { anyColor, contrastingColor, luma, mix } from "./color.js";
 import type { Canvas, RGB } from "./raster.js";
@@ -17,18 +20,29 @@ export interface BackgroundOptions {
   minGap: number;
   /** 0..1: how different the background's two colours may be. */
   busy: number;
+  /** Draws candidate colours for both background colours (default: anyColor, i.e. any colour at all). */
+  palette?: (rng: Rng) => RGB;
+  /** Kinds to choose from (default: all of BACKGROUND_KINDS). */
+  kinds?: readonly BackgroundKind[];
+  /** A test the second colour must pass, else the background is flat c0 coloured (default: none). */
+  accept?: (c: RGB) => boolean;
 }
+
+/** Smooth kinds without repeating edges (the normal subset's choice). */
+export const CALM_BACKGROUND_KINDS: readonly BackgroundKind[] = ["solid", "linear", "radial", "noise"];
 
 const smooth = (t: number) => t * t * (3 - 2 * t);
 
 /** Fills the whole canvas; returns the kind drawn and its two colours. */
 export function drawBackground(canvas: Canvas, rng: Rng, opts: BackgroundOptions): { kind: BackgroundKind; colors: [RGB, RGB] } {
   const { w, h, data } = canvas;
-  const kind = rng.pick(BACKGROUND_KINDS);
-  const c0 = contrastingColor(rng, opts.avoid, opts.minGap);
-  // The second colour: a step from c0 towards a random colour, kept on the same side of the objects.
-  let c1 = mix(c0, anyColor(rng), rng.uniform(0.15, 0.25 + 0.6 * opts.busy));
+  const palette = opts.palette ?? anyColor;
+  const kind = rng.pick(opts.kinds ?? BACKGROUND_KINDS);
+  const c0 = contrastingColor(rng, opts.avoid, opts.minGap, palette);
+  // The second colour: a step from c0 towards another palette colour, kept on the same side of the objects.
+  let c1 = mix(c0, palette(rng), rng.uniform(0.15, 0.25 + 0.6 * opts.busy));
   if (opts.avoid.some((a) => Math.abs(luma(a) - luma(c1)) < opts.minGap * 0.8)) c1 = mix(c0, c1, 0.3);
+  if (opts.accept && !opts.accept(c1)) c1 = opts.accept(mix(c0, c1, 0.3)) ? mix(c0, c1, 0.3) : c0;
 
   const angle = rng.uniform(0, Math.PI);
   const ca = Math.cos(angle);

@@ -1,5 +1,13 @@
 // Colours for the synthetic scenes: palettes per material and the contrast
 // rules that keep the normal subset readable at 64 px.
+//
+// The materials are the local, position-independent cues a small model can
+// pick up from single 8x8 patches: weapons are dark blue-grey gunmetal or
+// black polymer with a bright specular band; bare skin is one of a wide range
+// of skin tones; clothes, plastic, light steel and backgrounds in the normal
+// subset are kept away from both (`calm*` / `safe*` palettes). The hard
+// subset mixes look-alikes back in (dark tools, beige clothes, skin-like or
+// dark backgrounds).
 import type { Rng } from "../rng.js";
 import type { RGB } from "./raster.js";
 
@@ -54,25 +62,57 @@ export function skinTone(rng: Rng): RGB {
   return mix(a, b, rng.next() * 0.3);
 }
 
-/** True when a colour could pass for skin (used to keep clothes from looking like bare skin). */
-export function skinLike(c: RGB): boolean {
-  return SKIN.some((s) => dist(s, c) < 0.22);
+/** Distance from a colour to the nearest of the reference skin tones (RGB, channels in [0, 1]). */
+export function skinDistance(c: RGB): number {
+  return Math.min(...SKIN.map((s) => dist(s, c)));
 }
 
-/** Clothing: saturated or neutral colours, never skin-like. */
-export function clothColor(rng: Rng): RGB {
+/** True when a colour could pass for skin (used to keep clothes from looking like bare skin). */
+export function skinLike(c: RGB): boolean {
+  return skinDistance(c) < 0.22;
+}
+
+/**
+ * True for the dark, nearly neutral (slightly blue) colours of gunmetal and
+ * black polymer: brightness below 0.34 and little saturation.
+ */
+export function gunmetalLike(c: RGB): boolean {
+  const mx = Math.max(...c);
+  const mn = Math.min(...c);
+  return mx < 0.36 && mx - mn < 0.09;
+}
+
+/**
+ * Clothing: saturated or neutral colours, never skin-like. With `allowDark`
+ * false (the normal subset) also never gunmetal-like, so that dark matte
+ * material stays a weapon cue there. Default allowDark: true.
+ */
+export function clothColor(rng: Rng, allowDark = true): RGB {
   for (let k = 0; k < 20; k++) {
     const c = rng.chance(0.25) ? hsv(0, 0, rng.pick([0.08, 0.2, 0.35, 0.9, 0.97])) : hsv(rng.next(), rng.uniform(0.55, 1), rng.uniform(0.3, 0.95));
-    if (!skinLike(c)) return c;
+    if (!skinLike(c) && (allowDark || !gunmetalLike(c))) return c;
   }
   return hex("#2040c0");
 }
 
-/** Gun metal, steel, black polymer; occasionally tan. */
+/** Beige / tan clothing close to a skin tone (a hard-subset look-alike). */
+export function beigeClothColor(rng: Rng): RGB {
+  return mix(skinTone(rng), [0.85, 0.8, 0.72], rng.uniform(0.1, 0.35));
+}
+
+/** Gunmetal or black polymer: dark, slightly blue grey (always gunmetalLike). */
 export function gunColor(rng: Rng): RGB {
-  if (rng.chance(0.12)) return hex("#a08860");
-  const v = rng.pick([0.08, 0.12, 0.18, 0.25, 0.55, 0.7]);
-  return hsv(0.6, rng.uniform(0, 0.12), v);
+  return hsv(rng.uniform(0.55, 0.65), rng.uniform(0.05, 0.22), rng.uniform(0.1, 0.3));
+}
+
+/** Flat dark earth / tan finish (some hard-subset weapons). */
+export function tanColor(rng: Rng): RGB {
+  return hsv(rng.uniform(0.08, 0.12), rng.uniform(0.3, 0.45), rng.uniform(0.5, 0.68));
+}
+
+/** The specular band on polished or oiled metal: near white, a touch of the base's hue. */
+export function highlightColor(base: RGB, rng: Rng): RGB {
+  return mix(base, [0.93, 0.96, 1], rng.uniform(0.75, 0.9));
 }
 
 /** Blade steel, light to mid grey. */
@@ -84,9 +124,41 @@ export function woodColor(rng: Rng): RGB {
   return hsv(rng.uniform(0.05, 0.1), rng.uniform(0.45, 0.75), rng.uniform(0.3, 0.65));
 }
 
-/** Bright plastic (tool handles, hair dryers, umbrellas). */
+/** Bright plastic (tool handles, hair dryers, umbrellas); never skin-like. */
 export function plasticColor(rng: Rng): RGB {
-  return hsv(rng.next(), rng.uniform(0.6, 1), rng.uniform(0.6, 1));
+  for (let k = 0; k < 20; k++) {
+    const c = hsv(rng.next(), rng.uniform(0.6, 1), rng.uniform(0.6, 1));
+    if (!skinLike(c)) return c;
+  }
+  return hex("#20a040");
+}
+
+/** A colour for a safe object in the normal subset: anything but skin-like or gunmetal-like. */
+export function safeColor(rng: Rng): RGB {
+  for (let k = 0; k < 20; k++) {
+    const c = anyColor(rng);
+    // its shaded (darker) side must not turn gunmetal-like either
+    if (!skinLike(c) && !gunmetalLike(scale(c, 0.8))) return c;
+  }
+  return hex("#3070d0");
+}
+
+/**
+ * A calm background colour for the normal subset: mid to light, neither
+ * gunmetal-like nor near a skin tone (a margin beyond skinLike, so that
+ * gradients and pixel noise stay clear of skin too).
+ */
+export function calmColor(rng: Rng): RGB {
+  for (let k = 0; k < 30; k++) {
+    const c = hsv(rng.next(), rng.uniform(0.05, 0.6), rng.uniform(0.4, 0.97));
+    if (calmOk(c)) return c;
+  }
+  return hex("#a0c0e0");
+}
+
+/** The test calmColor applies: at least 0.3 from every skin tone and not gunmetal-like. */
+export function calmOk(c: RGB): boolean {
+  return skinDistance(c) >= 0.3 && !gunmetalLike(c);
 }
 
 /** Any colour at all. */

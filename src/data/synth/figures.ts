@@ -3,11 +3,16 @@
 // "unclothed" figure is that body alone; the "clothed" one is the same body
 // with a shirt (short or long sleeves) and trousers, shorts or a skirt drawn
 // over it in non-skin colours. The cue a model must learn is thus how much of
-// the torso and hips shows skin, not whether a person is present. Nothing
-// anatomical is drawn: these are flat shapes, not depictions.
+// the torso and hips shows skin, not whether a person is present: an
+// unclothed figure shows one large connected skin-tone area (torso and
+// legs), a clothed one shows skin on the head, hands and at most forearms and
+// shins. Bodies are drawn broad (a stylised, chunky build) so that the torso
+// fills several 8x8 patches at 64 px. In the hard subset clothes may be short
+// or beige (close to a skin tone). Nothing anatomical is drawn: these are
+// flat shapes, not depictions.
 // Object coordinates: y from -1 (top of head) to about 1 (feet), x about [-0.5, 0.5].
 import type { Rng } from "../rng.js";
-import { clothColor, scale, skinTone } from "./color.js";
+import { beigeClothColor, clothColor, gunmetalLike, scale, skinTone } from "./color.js";
 import type { ObjectModel, Part, PartPaint } from "./objects.js";
 import { capsule, type Contour, ellipse, type RGB, shape, taper, type Vec } from "./raster.js";
 
@@ -28,13 +33,13 @@ interface Body {
 }
 
 function pose(rng: Rng): Body {
-  const shoulderW = rng.uniform(0.19, 0.25);
-  const hipW = rng.uniform(0.15, 0.21);
+  const shoulderW = rng.uniform(0.23, 0.29);
+  const hipW = rng.uniform(0.19, 0.24);
   const waistW = Math.min(shoulderW, hipW) - rng.uniform(0.0, 0.03);
   const shoulderY = -0.68;
   const hipY = 0.06;
-  const armR = rng.uniform(0.045, 0.06);
-  const legR = rng.uniform(0.065, 0.085);
+  const armR = rng.uniform(0.055, 0.07);
+  const legR = rng.uniform(0.085, 0.105);
   const arms: [Vec, Vec, Vec][] = [];
   for (const side of [-1, 1]) {
     // angle from straight down, outwards; elbows bend a little
@@ -116,16 +121,22 @@ export function nudeFigure(rng: Rng): ObjectModel {
 export interface ClothesOptions {
   /** Allow short sleeves and shorts (more skin shows; used more in the hard subset). Default true. */
   allowShort?: boolean;
+  /** Allow black / dark grey garments (gunmetal-like; the normal subset leaves them out). Default true. */
+  allowDark?: boolean;
+  /** Chance that the outfit is beige, close to a skin tone (a hard-subset look-alike). Default 0. */
+  beigeChance?: number;
 }
 
 /** The same body, dressed: shirt + trousers / shorts / skirt, and shoes (safe). */
 export function clothedFigure(rng: Rng, opts: ClothesOptions = {}): ObjectModel {
   const allowShort = opts.allowShort ?? true;
+  const allowDark = opts.allowDark ?? true;
+  const beige = rng.chance(opts.beigeChance ?? 0);
   const b = pose(rng);
   const skin = skinTone(rng);
-  const shirt = clothColor(rng);
-  let lower = clothColor(rng);
-  if (rng.chance(0.3)) lower = scale(shirt, 0.6);
+  const shirt = beige ? beigeClothColor(rng) : clothColor(rng, allowDark);
+  let lower = beige && rng.chance(0.6) ? beigeClothColor(rng) : clothColor(rng, allowDark);
+  if (rng.chance(0.3) && !beige && (allowDark || !gunmetalLike(scale(shirt, 0.6)))) lower = scale(shirt, 0.6);
   const parts = bodyParts(b, skin);
   if (rng.chance(0.8)) parts.push(hairPart(b, rng));
 
@@ -158,7 +169,7 @@ export function clothedFigure(rng: Rng, opts: ClothesOptions = {}): ObjectModel 
   parts.push({ shape: shape(shirtSolids, [neck]), paint: { c0: scale(shirt, 1.1), c1: scale(shirt, 0.85), from: [0, -0.7], to: [0, 0.1] } });
 
   // Shoes
-  const shoe = scale(clothColor(rng), 0.5);
+  const shoe = scale(clothColor(rng, allowDark), allowDark ? 0.5 : 0.8);
   parts.push({
     shape: shape(b.legs.map(([, , a]) => capsule([a[0] - Math.sign(a[0]) * 0.02, a[1]], [a[0] + Math.sign(a[0]) * 0.07, a[1] + 0.04], b.legR * 0.75, 6))),
     paint: { color: shoe },

@@ -2,21 +2,26 @@
 // labels (a weapon for "weapons", an unclothed figure for "nudity"), safe
 // look-alikes, occluders, pixel noise.
 //
-// Normal subset: 1-2 large objects (a lone one spans 55-85% of the image,
-// figures 20% more),
-// background chosen with a clear brightness gap to them, at most ~15% of an
-// object hidden, little clutter; the classes stay apart at 64 px.
-// Hard subset: small objects (22-42%), lower contrast, busier backgrounds
-// and clutter, 15-40% of each decisive object hidden by occluders, harder
-// look-alikes (drill, dark hair dryer, people in shorts and short sleeves).
+// Normal subset: 1-2 large objects (a lone one spans 60-90% of the image,
+// a pair 45-60% each; figures 10% more), drawn in the categories' materials
+// (gunmetal with a specular band; a large bare skin area) while everything
+// else - safe objects, clothes, clutter, a calm background with a clear
+// brightness gap to the objects - is kept neither gunmetal- nor skin-like,
+// at most ~15% of an object hidden. So each class has a local cue that
+// single 8x8 patches show wherever the object lies.
+// Hard subset: small objects (26-46%), lower contrast, busier backgrounds
+// (any colour, including skin-like and dark ones) and clutter in look-alike
+// colours, 15-40% of each decisive object hidden by occluders, look-alike
+// safe objects (dark tools with the same specular band, a drill's black grip,
+// people in short or beige clothes) and a third of the weapons in matte tan.
 // Occluders never hide more than 30% of an unclothed figure's torso (its
 // `core`), so a covered figure does not turn into a clothed-looking one.
 // Safe scenes get the same occluders so that "something is covered" is no cue.
 import type { Rng } from "../rng.js";
-import { drawBackground } from "./background.js";
-import { anyColor, clothColor } from "./color.js";
+import { CALM_BACKGROUND_KINDS, drawBackground } from "./background.js";
+import { anyColor, calmColor, calmOk, clothColor, gunColor, safeColor, skinTone } from "./color.js";
 import { clothedFigure, nudeFigure } from "./figures.js";
-import { HARD_TOOLS, type ObjectModel, TOOLS, WEAPONS } from "./objects.js";
+import { HARD_TOOLS, HARD_WEAPONS, type ObjectModel, TOOLS, WEAPONS } from "./objects.js";
 import { type Affine, apply, Canvas, type Contour, ellipse, Mask, overlapArea, placement, type Paint, rasterize, rect, type RGB, transformShape, unionInto } from "./raster.js";
 
 export interface SceneSpec {
@@ -56,18 +61,18 @@ function chooseObjects(spec: SceneSpec, rng: Rng): { model: ObjectModel; decisiv
   const weapons = spec.labels.includes("weapons");
   const nudity = spec.labels.includes("nudity");
   const safeItem = () => {
-    if (rng.chance(0.45)) return clothedFigure(rng, { allowShort: spec.hard || rng.chance(0.4) });
-    return spec.hard && rng.chance(0.5) ? pickFrom(rng, HARD_TOOLS) : pickFrom(rng, TOOLS);
+    if (rng.chance(0.45)) return clothedFigure(rng, { allowShort: spec.hard || rng.chance(0.3), allowDark: spec.hard, beigeChance: spec.hard ? 0.3 : 0 });
+    return spec.hard && rng.chance(0.6) ? pickFrom(rng, HARD_TOOLS) : pickFrom(rng, TOOLS);
   };
   if (nudity) out.push({ model: nudeFigure(rng), decisive: true });
-  if (weapons) out.push({ model: pickFrom(rng, WEAPONS), decisive: true });
+  if (weapons) out.push({ model: pickFrom(rng, spec.hard ? HARD_WEAPONS : WEAPONS), decisive: true });
   if (out.length === 0) {
     // Safe: one or two look-alikes, or (rarely) nothing but clutter.
     if (!rng.chance(0.08)) {
       out.push({ model: safeItem(), decisive: false });
       if (rng.chance(0.25)) out.push({ model: safeItem(), decisive: false });
     }
-  } else if (out.length === 1 && rng.chance(0.3)) {
+  } else if (out.length === 1 && rng.chance(spec.hard ? 0.3 : 0.15)) {
     out.push({ model: safeItem(), decisive: false });
   }
   return rng.shuffle(out);
@@ -87,8 +92,11 @@ function layout(objs: { model: ObjectModel }[], spec: SceneSpec, rng: Rng): Affi
   return objs.map(({ model }, k) => {
     const slotW = S / n;
     // Figures are thin for their height, so they get a larger share of the image.
-    const grow = model.kind === "figure" ? 1.2 : 1;
-    const frac = Math.min(0.95, grow * (spec.hard ? rng.uniform(0.22, 0.42) : n > 1 ? rng.uniform(0.45, 0.6) : rng.uniform(0.55, 0.85)));
+    const grow = model.kind === "figure" ? 1.1 : 1;
+    // A lone figure in the normal subset is half the time framed closer, as a
+    // photo would be: head at the top, cut off between the hips and the knees.
+    const closeUp = !spec.hard && n === 1 && model.kind === "figure" && rng.chance(0.5);
+    const frac = closeUp ? rng.uniform(1.15, 1.45) : Math.min(0.95, grow * (spec.hard ? rng.uniform(0.26, 0.46) : n > 1 ? rng.uniform(0.45, 0.6) : rng.uniform(0.6, 0.9)));
     const [bx0, by0, bx1, by1] = model.bounds;
     const angle = model.upright ? rng.uniform(-0.2, 0.2) : rng.uniform(-Math.PI / 4, Math.PI / 4);
     const mirror = !model.upright && rng.chance(0.5) ? -1 : 1;
@@ -104,6 +112,11 @@ function layout(objs: { model: ObjectModel }[], spec: SceneSpec, rng: Rng): Affi
     let cy = rng.uniform(0.35, 0.65) * S;
     let m = placement(0, 0, angle, sx, sc);
     const c = apply(m, [cxObj, cyObj]);
+    if (closeUp) {
+      // centred horizontally, the top of the box just inside the top edge
+      const top = placedBox(model, placement(cx - c[0], cy - c[1], angle, sx, sc))[1];
+      return placement(S / 2 + rng.uniform(-0.08, 0.08) * S - c[0], cy - c[1] + S * rng.uniform(0.02, 0.06) - top, angle, sx, sc);
+    }
     m = placement(cx - c[0], cy - c[1], angle, sx, sc);
     const [x0, y0, x1, y1] = placedBox(model, m);
     const margin = S * 0.02;
@@ -146,12 +159,18 @@ function randomBlob(rng: Rng, cx: number, cy: number, r: number): Contour {
   return rot(pts);
 }
 
-/** Background clutter: a few flat shapes of any colour, partly transparent. */
-function drawClutter(canvas: Canvas, rng: Rng, count: number, maxR: number): void {
+/** Background clutter: a few flat shapes, partly transparent, coloured by `color`. */
+function drawClutter(canvas: Canvas, rng: Rng, count: number, maxR: number, color: (rng: Rng) => RGB): void {
   for (let k = 0; k < count; k++) {
     const blob = randomBlob(rng, rng.uniform(0, canvas.w), rng.uniform(0, canvas.h), rng.uniform(0.04, maxR) * canvas.w);
-    canvas.fill(rasterize({ solids: [blob] }, canvas.w, canvas.h), { kind: "solid", color: anyColor(rng) }, rng.uniform(0.5, 1));
+    canvas.fill(rasterize({ solids: [blob] }, canvas.w, canvas.h), { kind: "solid", color: color(rng) }, rng.uniform(0.5, 1));
   }
+}
+
+/** Hard-subset colours for backgrounds and clutter: any colour, with skin tones and gunmetal mixed in. */
+function lookalikeColor(rng: Rng): RGB {
+  const u = rng.next();
+  return u < 0.2 ? skinTone(rng) : u < 0.35 ? gunColor(rng) : anyColor(rng);
 }
 
 /**
@@ -159,7 +178,7 @@ function drawClutter(canvas: Canvas, rng: Rng, count: number, maxR: number): voi
  * the object lies in [lo, hi]; tries a few random shapes near the object and
  * keeps the first that fits (none if none does).
  */
-function occlude(canvas: Canvas, rng: Rng, target: Mask, lo: number, hi: number, avoid: readonly Mask[], core?: Mask): number {
+function occlude(canvas: Canvas, rng: Rng, target: Mask, lo: number, hi: number, avoid: readonly Mask[], core: Mask | undefined, allowDark: boolean): number {
   const area = target.area();
   if (area <= 0) return 0;
   const bw = target.x1 - target.x0;
@@ -176,7 +195,7 @@ function occlude(canvas: Canvas, rng: Rng, target: Mask, lo: number, hi: number,
     if (core !== undefined && overlapArea(core, mask) / Math.max(1e-6, core.area()) > 0.3) continue;
     // do not bury another decisive object beyond the same limit
     if (avoid.some((o) => o !== target && overlapArea(o, mask) / Math.max(1e-6, o.area()) > hi)) continue;
-    const color: RGB = clothColor(rng);
+    const color: RGB = clothColor(rng, allowDark);
     canvas.fill(mask, { kind: "solid", color });
     return frac;
   }
@@ -194,9 +213,13 @@ export function renderScene(spec: SceneSpec, rng: Rng): SceneResult {
   drawBackground(canvas, rng, {
     avoid: placed.map((p) => p.model.mainColor),
     minGap: spec.hard ? 0.1 : 0.3,
-    busy: spec.hard ? rng.uniform(0.3, 1) : rng.uniform(0, 0.35),
+    busy: spec.hard ? rng.uniform(0.3, 1) : rng.uniform(0, 0.3),
+    palette: spec.hard ? (rng.chance(0.3) ? lookalikeColor : safeColor) : calmColor,
+    kinds: spec.hard ? undefined : CALM_BACKGROUND_KINDS,
+    accept: spec.hard ? undefined : calmOk,
   });
-  drawClutter(canvas, rng, spec.hard ? rng.int(1, 4) : rng.int(0, 2), spec.hard ? 0.2 : 0.1);
+  if (spec.hard) drawClutter(canvas, rng, rng.int(1, 4), 0.2, lookalikeColor);
+  else drawClutter(canvas, rng, rng.int(0, 2), 0.1, safeColor);
   for (const p of placed) p.mask = drawObject(canvas, p);
 
   // Occlusion: the decisive objects (or, in a safe scene, its main look-alike).
@@ -208,15 +231,15 @@ export function renderScene(spec: SceneSpec, rng: Rng): SceneResult {
     unionInto(subject, t.mask!);
     const core = t.model.core ? rasterize(transformShape(t.m, t.model.core), S, S) : undefined;
     if (spec.hard) {
-      hidden = Math.max(hidden, occlude(canvas, rng, t.mask!, 0.15, 0.4, masks, core));
+      hidden = Math.max(hidden, occlude(canvas, rng, t.mask!, 0.15, 0.4, masks, core, true));
     } else if (rng.chance(0.3)) {
-      hidden = Math.max(hidden, occlude(canvas, rng, t.mask!, 0.02, 0.15, masks, core));
+      hidden = Math.max(hidden, occlude(canvas, rng, t.mask!, 0.02, 0.15, masks, core, false));
     }
   }
 
   // Sensor-like grey noise. (The sum of two uniforms is a cheap bell-shaped
   // stand-in for a normal; scaled by sqrt(6) its standard deviation is 1.)
-  const sigma = spec.hard ? rng.uniform(0.02, 0.07) : rng.uniform(0, 0.03);
+  const sigma = spec.hard ? rng.uniform(0.02, 0.06) : rng.uniform(0, 0.03);
   if (sigma > 0) {
     const d = canvas.data;
     const k6 = sigma * Math.sqrt(6);

@@ -1,0 +1,150 @@
+// Image files -> 8-bit RGB pixels, with sharp (libvips).
+//
+// What comes out is what transformers' Idefics3 image processor works on
+// after its convert_to_rgb step, with these choices made explicit:
+// - EXIF orientation is applied (as transformers' load_image does through
+//   ImageOps.exif_transpose; an image handed to the processor as a PIL image
+//   straight from a file or a `datasets` column is not rotated there).
+// - Alpha is composited onto opaque white with Pillow's integer
+//   alpha_composite arithmetic, as Idefics3's convert_to_rgb does. (Its
+//   processor resizes RGBA images first, premultiplied, and composites after;
+//   compositing first gives the same result up to rounding, because both
+//   steps are linear in premultiplied colour.)
+// - Grayscale becomes three equal channels; CMYK is converted through the
+//   image's ICC profile (Pillow's convert("RGB") uses a naive formula without
+//   profiles, so CMYK colours can differ); 16-bit samples are scaled to 8 bits.
+// - GIF, WebP and TIFF: the first frame / page only.
+// - Images larger than a pixel limit are refused from their header, before
+//   any pixel is decoded (decompression bombs).
+import fs from "node:fs";
+import sharp, { type Metadata, type OutputInfo } from "sharp";
+
+/** An RGB image, 8 bits per channel, row-major, channels last (HWC): `data.length === width * height * 3`. */
+export interface DecodedImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Default pixel limit (width * height): 64 megapixels, e.g. 8000 x 8000. */
+export const DEFAULT_MAX_PIXELS = 64_000_000;
+
+/** Container formats decodeImage accepts (sharp's names). SVG, PDF and others are refused. */
+export const SUPPORTED_IMAGE_FORMATS: readonly string[] = ["jpeg", "png", "webp", "gif", "tiff", "heif"];
+
+export interface DecodeImageOptions {
+  /** Refuse images with more pixels than this (width * height of the first frame). Default DEFAULT_MAX_PIXELS. */
+  maxPixels?: number;
+  /** Name used in error messages. Default: the path, or "<image bytes>" for a buffer. */
+  label?: string;
+}
+
+const WHITE = 255;
+
+/**
+ * Pillow's alpha_composite of `src` (RGBA, straight alpha) over an opaque white
+ * background, written into RGB: the integer formula of ImagingAlphaComposite
+ * (7 extra bits of precision, divisions by 255 rounded).
+ */
+export function compositeOnWhite(rgba: Uint8Array, width: number, height: number): Uint8Array {
+  const n = width * height;
+  const out = new Uint8Array(n * 3);
+  const P = 7;
+  const SCALE = 1 << P;
+  const shiftDiv255 = (a: number) => (((a >>> 8) + a) >>> 8);
+  for (let i = 0; i < n; i++) {
+    const a = rgba[i * 4 + 3];
+    if (a === 255) {
+      out[i * 3] = rgba[i * 4];
+      out[i * 3 + 1] = rgba[i * 4 + 1];
+      out[i * 3 + 2] = rgba[i * 4 + 2];
+      continue;
+    }
+    // Background alpha 255: blend = 255 * (255 - a); outa255 = a * 255 + blend = 255 * 255.
+    const outa255 = a * 255 + 255 * (255 - a);
+    const coef1 = Math.floor((a * 255 * 255 * SCALE) / outa255);
+    const coef2 = 255 * SCALE - coef1;
+    for (let c = 0; c < 3; c++) {
+      const tmp = rgba[i * 4 + c] * coef1 + WHITE * coef2;
+      out[i * 3 + c] = shiftDiv255(tmp + (0x80 << P)) >>> P;
+    }
+  }
+  return out;
+}
+
+function describe(source: string | Uint8Array, label?: string): string {
+  if (label !== undefined) return label;
+  return typeof source === "string" ? source : "<image bytes>";
+}
+
+/**
+ * Decodes an image file (path) or its bytes into 8-bit RGB (see the file
+ * header for the conversions). Errors name the file: not found, unreadable or
+ * unsupported format, too many pixels (with the limit), decode failure.
+ */
+export async function decodeImage(source: string | Uint8Array, opts: DecodeImageOptions = {}): Promise<DecodedImage> {
+  const label = describe(source, opts.label);
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!(maxPixels > 0)) throw new Error(`${label}: maxPixels must be a positive number, got ${maxPixels}`);
+  let input: string | Buffer;
+  if (typeof source === "string") {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(source);
+    } catch {
+      throw new Error(`${label}: image file not found`);
+    }
+    if (!st.isFile()) throw new Error(`${label}: not a file`);
+    input = source;
+  } else if (source instanceof Uint8Array) {
+    if (source.byteLength === 0) throw new Error(`${label}: empty image data (0 bytes)`);
+    input = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  } else {
+    throw new Error(`${label}: expected a file path or a Uint8Array, got ${typeof source}`);
+  }
+
+  // Header only: format and size, before any pixel is decoded.
+  let meta: Metadata;
+  try {
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw new Error(`${label}: not a readable image (unknown format, or a corrupt or truncated file): ${(e as Error).message}`);
+  }
+  const format = meta.format as string | undefined;
+  if (!format || !SUPPORTED_IMAGE_FORMATS.includes(format)) {
+    throw new Error(`${label}: unsupported image format '${format ?? "unknown"}' (supported: ${SUPPORTED_IMAGE_FORMATS.join(", ")})`);
+  }
+  const w = meta.width ?? 0;
+  const h = meta.pageHeight ?? meta.height ?? 0;
+  if (w < 1 || h < 1) throw new Error(`${label}: the ${format} header gives no size (${w}x${h})`);
+  if (w * h > maxPixels) {
+    throw new Error(`${label}: ${w}x${h} = ${w * h} pixels exceeds the limit of ${maxPixels} pixels (maxPixels; a decompression bomb or a very large image)`);
+  }
+
+  let data: Buffer;
+  let info: OutputInfo;
+  try {
+    ({ data, info } = await sharp(input, { limitInputPixels: Number.isFinite(maxPixels) ? Math.ceil(maxPixels) : false, pages: 1, page: 0, failOn: "error" })
+      .autoOrient() // EXIF orientation
+      .toColourspace("srgb") // grayscale -> 3 channels, CMYK -> RGB (ICC), 16-bit -> 8-bit
+      .raw({ depth: "uchar" })
+      .toBuffer({ resolveWithObject: true }));
+  } catch (e) {
+    throw new Error(`${label}: cannot decode ${format} image (${(e as Error).message})`);
+  }
+  const px = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (info.channels === 3) return { data: px, width: info.width, height: info.height };
+  if (info.channels === 4) return { data: compositeOnWhite(px, info.width, info.height), width: info.width, height: info.height };
+  throw new Error(`${label}: decoded to ${info.channels} channels, expected 3 (RGB) or 4 (RGBA)`);
+}
+
+/** Checks that `img` is a well-formed DecodedImage; `what` names it in the error. */
+export function checkDecodedImage(img: DecodedImage, what: string): void {
+  if (!img || !(img.data instanceof Uint8Array)) throw new Error(`${what}: expected {data: Uint8Array, width, height}`);
+  if (!Number.isInteger(img.width) || !Number.isInteger(img.height) || img.width < 1 || img.height < 1) {
+    throw new Error(`${what}: width and height must be positive integers, got ${img.width}x${img.height}`);
+  }
+  if (img.data.length !== img.width * img.height * 3) {
+    throw new Error(`${what}: data has ${img.data.length} bytes, expected ${img.width}x${img.height}x3 = ${img.width * img.height * 3} (RGB)`);
+  }
+}
