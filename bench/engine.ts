@@ -10,10 +10,11 @@
 // measurements (other processes on a shared machine) biases neither side.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { getNumThreads, keep, liveTensors, manualSeed, noGrad, randn, features, parallelInfo, tidy } from "../src/torch/index.js";
+import { getNumThreads, keep, liveTensors, manualSeed, randn, features, parallelInfo, tidy } from "../src/torch/index.js";
 import { AdamW } from "../src/torch/optim/index.js";
 import { LlamaStack, SMOLLM2_135M_BLOCK } from "./llama_stack.js";
 import { findTorchPython, runPythonJson } from "./python.js";
+import { matmulGflops } from "./matmul.js";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,20 +29,6 @@ const threads = getNumThreads();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function matmulGflops(n: number, reps: number): number {
-  return tidy(() => {
-    const a = randn([n, n]);
-    const b = randn([n, n]);
-    noGrad(() => a.matmul(b).dispose());
-    const times: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      const t0 = performance.now();
-      a.matmul(b).dispose();
-      times.push(performance.now() - t0);
-    }
-    return (2 * n ** 3) / (Math.min(...times) / 1000) / 1e9;
-  });
-}
 
 /** Model FLOPs of one fwd+bwd step (3x forward), counting matmuls only. */
 function stepFlops(): number {

@@ -47,6 +47,7 @@ import { AdamW, clipGradNorm } from "../src/torch/optim/index.js";
 import { collateCompletions, type PromptBatch } from "../src/train/encode.js";
 import { entropyFromLogits, groupAdvantages, grpoLoss, selectiveLogProbs } from "../src/train/grpo_math.js";
 import { findTorchPython } from "./python.js";
+import { matmulGflops } from "./matmul.js";
 
 // ---- options -------------------------------------------------------------------
 
@@ -91,20 +92,6 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function matmulGflops(n: number, reps: number): number {
-  return tidy(() => {
-    const a = randn([n, n]);
-    const b = randn([n, n]);
-    noGrad(() => a.matmul(b).dispose());
-    const times: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      const t0 = performance.now();
-      a.matmul(b).dispose();
-      times.push(performance.now() - t0);
-    }
-    return (2 * n ** 3) / (Math.min(...times) / 1000) / 1e9;
-  });
-}
 
 // ---- model FLOPs ---------------------------------------------------------------
 

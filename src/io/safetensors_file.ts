@@ -127,14 +127,7 @@ export class SafetensorsFile {
 
   /** Loads the selected tensors into a Map (disposing what was read if one fails). */
   load(opts: LoadOptions = {}): Map<string, Tensor> {
-    const out = new Map<string, Tensor>();
-    try {
-      for (const [name, t] of this.tensors(opts)) out.set(name, t);
-    } catch (e) {
-      dispose(out);
-      throw e;
-    }
-    return out;
+    return collectTensors(this.tensors(opts));
   }
 }
 
@@ -195,4 +188,16 @@ export function saveSafetensors(file: string, tensors: TensorDict, metadata?: Re
       if (n !== e.bytes) throw new Error(`saveSafetensors ${file}: tensor '${e.name}': wrote ${n} bytes, expected ${e.bytes}`);
     }
   });
+}
+
+/** Collects (name, tensor) pairs into a Map; if the iteration throws, disposes what was read and rethrows. */
+export function collectTensors(entries: Iterable<[string, Tensor]>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  try {
+    for (const [name, t] of entries) out.set(name, t);
+  } catch (e) {
+    dispose(out);
+    throw e;
+  }
+  return out;
 }

@@ -5,9 +5,9 @@
 import fs from "node:fs";
 import path from "node:path";
 
-import { dispose, type Tensor } from "../torch/index.js";
+import type { Tensor } from "../torch/index.js";
 import { writeTextFileAtomic } from "./atomic.js";
-import { checkedEntries, type LoadOptions, type ReadOptions, SafetensorsFile, saveSafetensors, selectNames, type TensorDict, tensorBytes } from "./safetensors_file.js";
+import { checkedEntries, collectTensors, type LoadOptions, type ReadOptions, SafetensorsFile, saveSafetensors, selectNames, type TensorDict, tensorBytes } from "./safetensors_file.js";
 
 /** transformers' default max_shard_size ("5GB", decimal). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
@@ -94,14 +94,7 @@ export class SafetensorsFolder {
   }
   /** Loads the selected tensors into a Map (disposing what was read if one fails). */
   load(opts: LoadOptions = {}): Map<string, Tensor> {
-    const out = new Map<string, Tensor>();
-    try {
-      for (const [name, t] of this.tensors(opts)) out.set(name, t);
-    } catch (e) {
-      dispose(out);
-      throw e;
-    }
-    return out;
+    return collectTensors(this.tensors(opts));
   }
 }
 

@@ -36,6 +36,13 @@ export interface InitModelOptions {
   seed?: number;
   /** Dtype of the saved weights (default float32). */
   dtype?: DType;
+  /**
+   * Std of the normal init (config initializer_range; default the preset's,
+   * 0.02 as HF's). Recorded in config.json.
+   */
+  initializerRange?: number;
+  /** Vision tower init: "initializer_range" (HF Idefics3's, default) or "siglip" (SigLIP's own scheme; learns faster from scratch). */
+  visionInit?: "initializer_range" | "siglip";
   /** Override the tokenizer / processor writers (default: src/io/tokenizer_builder.ts, src/io/image_processor_config.ts). */
   writers?: Partial<InitModelWriters>;
 }
@@ -51,7 +58,7 @@ export interface InitModelResult {
 async function resolveWriters(arch: Arch, given: Partial<InitModelWriters> = {}): Promise<InitModelWriters> {
   const writeTokenizerFiles = given.writeTokenizerFiles ?? (await import("../io/tokenizer_builder.js")).writeTokenizerFiles;
   let writeProcessorFiles = given.writeProcessorFiles;
-  if (!writeProcessorFiles && arch === "idefics3") writeProcessorFiles = (await import("../io/idefics3_image.js")).writeProcessorFiles;
+  if (!writeProcessorFiles && arch === "idefics3") writeProcessorFiles = (await import("../io/image_processor_config.js")).writeProcessorFiles;
   const none = async () => {
     throw new Error("initModel: no processor writer");
   };
@@ -81,6 +88,12 @@ export async function initModel(opts: InitModelOptions): Promise<InitModelResult
     };
     if (arch === "idefics3" && tokens.imageTokenId === undefined) throw new Error("initModel: the tokenizer writer returned no id for '<image>'");
     const config = presetConfig(arch, preset, tokens);
+    const range = opts.initializerRange;
+    if (range !== undefined) {
+      if (!(range > 0 && Number.isFinite(range))) throw new Error(`initModel: initializerRange must be a positive number, got ${range}`);
+      if (config.modelType === "idefics3") config.text.initializerRange = range;
+      else config.initializerRange = range;
+    }
     if (config.modelType === "idefics3") {
       await writers.writeProcessorFiles(staging, {
         imageSize: config.vision.imageSize,
@@ -92,7 +105,7 @@ export async function initModel(opts: InitModelOptions): Promise<InitModelResult
     const model = buildModel(config, { dtype: "float32" });
     try {
       const std = config.modelType === "idefics3" ? config.text.initializerRange : config.initializerRange;
-      initWeights(model, std, seed);
+      initWeights(model, std, seed, { vision: opts.visionInit });
       await savePretrained(model, outDir, { dtype, copyFilesFrom: staging, copyFileNames: fs.readdirSync(staging, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name) });
       return { dir: outDir, config, numParameters: model.numParameters(), tokenizer: tok };
     } finally {

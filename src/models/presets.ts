@@ -46,13 +46,13 @@ interface PresetShapes {
 
 const SHAPES: Record<PresetName, PresetShapes> = {
   tiny: {
-    files: { doImageSplitting: false },
+    files: { doImageSplitting: false, longestEdge: 32 },
     vision: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, image_size: 32, patch_size: 8 },
     scaleFactor: 2,
     text: { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 2048, rope_theta: 10000 },
   },
   small: {
-    files: { doImageSplitting: false },
+    files: { doImageSplitting: false, longestEdge: 64 },
     vision: { hidden_size: 96, intermediate_size: 384, num_hidden_layers: 3, num_attention_heads: 3, image_size: 64, patch_size: 8 },
     scaleFactor: 2,
     text: { hidden_size: 192, intermediate_size: 512, num_hidden_layers: 4, num_attention_heads: 6, num_key_value_heads: 2, max_position_embeddings: 4096, rope_theta: 10000 },

@@ -84,7 +84,11 @@ export const runConfigSchema = s.object({
     epsilon: s.number({ min: 0, default: 0.2, doc: "lower clip range of the ratio" }),
     epsilon_high: s.optional(s.number({ min: 0, doc: "upper clip range (default: epsilon)" })),
     loss_type: s.string({ enum: ["grpo", "bnpo", "dr_grpo", "dapo"] as const, default: "dapo", doc: "loss aggregation (TRL's loss_type)" }),
-    scale_rewards: s.string({ enum: ["group", "batch", "none"] as const, default: "group", doc: "advantage scaling by the group's or batch's reward std" }),
+    scale_rewards: s.string({
+      enum: ["group", "batch", "none"] as const,
+      default: "batch",
+      doc: "advantage scaling: by the group's reward std (TRL's default), the batch's, or none. Default batch: within a group every completion shares one label, so group scaling maps TP/FN and TN/FP alike to +-1 and erases the reward's asymmetry",
+    }),
     num_iterations: s.number({ int: true, min: 1, default: 1, doc: "optimizer passes per generation batch (old log-probs when > 1)" }),
     mask_truncated_completions: s.boolean({ default: false, doc: "drop completions that hit max_completion_length from the loss" }),
     stratify: s.boolean({ default: true, doc: "label-stratified prompt batches (offensive and safe in each step)" }),

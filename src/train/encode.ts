@@ -8,7 +8,10 @@
 import type { Example } from "../data/types.js";
 import { buildMessages, type PromptConfig, targetAnswer } from "../data/prompt.js";
 import type { HFTokenizer } from "../io/tokenizer.js";
-import { decodeImage, expandImageTokens, type Idefics3ImageProcessorConfig, processImages } from "../io/idefics3_image.js";
+import { decodeImage } from "../io/image_decode.js";
+import { processImages } from "../io/image_processor.js";
+import type { Idefics3ImageProcessorConfig } from "../io/image_processor_config.js";
+import { expandImageTokens } from "../io/idefics3_prompt.js";
 import { cat, full, keep, type Tensor, tensor, tidy } from "../torch/index.js";
 
 export interface EncodedPrompt {

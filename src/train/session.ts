@@ -8,7 +8,7 @@ import { resolvePromptConfig, type PromptConfig } from "../data/prompt.js";
 import { assignSplits, examplesOfSplit, formatBadRows, loadDataset } from "../data/index.js";
 import type { Example } from "../data/types.js";
 import { writeTextFileAtomic } from "../io/atomic.js";
-import { readProcessorConfig } from "../io/idefics3_image.js";
+import { readProcessorConfig } from "../io/image_processor_config.js";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
 import { HFTokenizer } from "../io/tokenizer.js";
 import { Idefics3ForConditionalGeneration } from "../models/idefics3.js";

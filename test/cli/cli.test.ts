@@ -51,6 +51,14 @@ test("init-model, generate, predict, data synth and data check", () => {
   for (const f of ["config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json"]) {
     assert.ok(fs.existsSync(path.join(model, f)), `init-model wrote ${f}`);
   }
+  // the demo's from-scratch init: std recorded in config.json; bad values refused by name
+  const wide = path.join(tmp, "model-wide");
+  const initWide = cli(["init-model", "--preset", "tiny", "--out", wide, "--vision-init", "siglip", "--init-std", "0.08"]);
+  assert.equal(initWide.code, 0, initWide.err);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(wide, "config.json"), "utf8")).text_config.initializer_range, 0.08);
+  const badInit = cli(["init-model", "--preset", "tiny", "--out", path.join(tmp, "x"), "--vision-init", "kaiming"]);
+  assert.equal(badInit.code, 2);
+  assert.match(badInit.err, /--vision-init/);
   const data = path.join(tmp, "data");
   const synth = cli(["data", "synth", "--out", data, "--n", "20", "--image-size", "32", "--seed", "2"]);
   assert.equal(synth.code, 0, synth.err);

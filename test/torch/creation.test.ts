@@ -179,10 +179,17 @@ describe("dtypes and data copied back", () => {
       assert.deepEqual(t.long().toFlatArray(), [1, -2]);
       assert.deepEqual(t.bool().toList(), [true, true]);
       assert.equal(tensor([1n]).float().dtype, "float32");
+      // As torch: .to() of the dtype a tensor has copies nothing; it is a new
+      // handle to the same storage, so disposing it leaves the input alive.
       const same = t.to("float32");
       assert.equal(same.isSameTensor(t), false);
       same.fill_(0);
-      assert.deepEqual(t.toFlatArray(), [1.5, -2.5], ".to() of the same dtype still copies");
+      assert.deepEqual(t.toFlatArray(), [0, 0], ".to() of the same dtype shares storage");
+      same.dispose();
+      assert.deepEqual(t.add(1).toFlatArray(), [1, 1]);
+      const other = t.to("float64");
+      other.fill_(5);
+      assert.deepEqual(t.toFlatArray(), [0, 0], ".to() of another dtype copies");
     }));
 });
 

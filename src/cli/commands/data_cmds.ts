@@ -11,6 +11,10 @@ const USAGE = `usage:
 
 export async function dataCommand(argv: readonly string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if ((sub === "check" || sub === "synth") && (rest.includes("--help") || rest.includes("-h"))) {
+    console.log(USAGE);
+    return 0;
+  }
   if (sub === "check") {
     const p = parseArgs(rest, { categories: { value: true }, "on-bad-row": { value: true }, format: { value: true } });
     if (p.positionals.length !== 1) throw new UsageError(`data check: expected one PATH\n${USAGE}`);

@@ -1,5 +1,5 @@
 // `vlm-grpo demo`: the whole method on a laptop CPU, no download. Synthesize
-// the stand-in dataset, initialize a small SmolVLM-architecture model, SFT
+// the stand-in dataset, initialize a tiny SmolVLM-architecture model, SFT
 // warm-up, GRPO with the recall-first reward, then evaluate base, SFT and
 // GRPO side by side on the held-out test split (metrics.json, report.html).
 // `--ablation symmetric` adds a GRPO run with a symmetric reward (+1/-1 both
@@ -22,23 +22,32 @@ import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
 
 /** The demo's embedded defaults (configs/demo.yaml holds the same values). */
 export const DEMO_DEFAULTS = {
-  synth: { n: 800, offensiveRate: 0.3, imageSize: 64, hardFraction: 0.2 },
-  preset: "small" as PresetName,
+  synth: { n: 1600, offensiveRate: 0.3, imageSize: 64, hardFraction: 0.2 },
+  preset: "tiny" as PresetName,
+  /**
+   * A from-scratch init that learns from the image within the demo's budget:
+   * SigLIP's own scheme for the vision tower and std 0.08 for the rest. With
+   * HF Idefics3's N(0, 0.02^2) everywhere, the same SFT stays at the class
+   * prior (validation ROC AUC 0.5-0.67 against 0.73 with this init, seeds 0
+   * and 1; see the closing note of the pipeline issue).
+   */
+  visionInit: "siglip" as const,
+  initializerRange: 0.08,
   config: {
     data: { categories: ["nudity", "weapons"], val_fraction: 0.1, test_fraction: 0.15 },
     prompt: { system_prompt: "", user_prompt: "Categories: {categories}. Answer <answer>...</answer>." },
     lora: { enabled: false },
-    sft: { epochs: 3, micro_batch_size: 8, grad_accum: 1, lr: 1e-3, weight_decay: 0, schedule: "cosine", warmup_ratio: 0.05, freeze_vision: false, log_every: 10, eval_examples: 64 },
+    sft: { epochs: 8, micro_batch_size: 8, grad_accum: 1, lr: 2e-3, weight_decay: 0, schedule: "cosine", warmup_ratio: 0.05, freeze_vision: false, log_every: 10, eval_examples: 64 },
     grpo: {
       steps: 60,
       prompts_per_step: 4,
       num_generations: 8,
       temperature: 1,
       max_completion_length: 12,
-      lr: 2e-4,
+      lr: 5e-5,
       beta: 0,
       loss_type: "dapo",
-      scale_rewards: "group",
+      scale_rewards: "batch",
       stratify: true,
       zero_variance: "resample",
       resample_attempts: 1,
@@ -96,7 +105,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
 
   console.log(`${stamp()} demo: 2/5 initializing a '${preset}' SmolVLM-architecture model`);
   const baseDir = path.join(out, "base-model");
-  const init = await initModel({ arch: "idefics3", preset, outDir: baseDir, seed });
+  const init = await initModel({ arch: "idefics3", preset, outDir: baseDir, seed, visionInit: DEMO_DEFAULTS.visionInit, initializerRange: DEMO_DEFAULTS.initializerRange });
   console.log(`  ${init.numParameters.toLocaleString("en-US")} parameters, vocab ${init.tokenizer.vocabSize}`);
 
   const raw = structuredClone(DEMO_DEFAULTS.config) as Record<string, unknown> & typeof DEMO_DEFAULTS.config;

@@ -1,6 +1,9 @@
 // `vlm-grpo init-model` and `vlm-grpo generate`.
 import { validate } from "../../config/schema.js";
-import { decodeImage, expandImageTokens, processImages, readProcessorConfig } from "../../io/idefics3_image.js";
+import { decodeImage } from "../../io/image_decode.js";
+import { processImages } from "../../io/image_processor.js";
+import { readProcessorConfig } from "../../io/image_processor_config.js";
+import { expandImageTokens } from "../../io/idefics3_prompt.js";
 import { generate } from "../../generate/generate.js";
 import { initModel } from "../../models/init_model.js";
 import { loadAdapter } from "../../models/peft.js";
@@ -11,10 +14,13 @@ import { loadPolicy } from "../../train/session.js";
 import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
 
 export async function initModelCommand(argv: readonly string[]): Promise<number> {
-  const p = parseArgs(argv, { arch: { value: true }, preset: { value: true }, out: { value: true }, seed: { value: true }, dtype: { value: true }, help: { value: false } });
+  const p = parseArgs(argv, { arch: { value: true }, preset: { value: true }, out: { value: true }, seed: { value: true }, dtype: { value: true }, "vision-init": { value: true }, "init-std": { value: true }, help: { value: false } });
   if (has(p, "help")) {
-    console.log(`usage: vlm-grpo init-model --arch idefics3|llama --preset ${PRESET_NAMES.join("|")} --out DIR [--seed S] [--dtype float32|bfloat16]
-writes a randomly initialized model folder in Hugging Face format (config, safetensors, tokenizer, chat template, processor config)`);
+    console.log(`usage: vlm-grpo init-model --arch idefics3|llama --preset ${PRESET_NAMES.join("|")} --out DIR [--seed S] [--dtype float32|bfloat16] [--vision-init initializer_range|siglip] [--init-std X]
+writes a randomly initialized model folder in Hugging Face format (config, safetensors, tokenizer, chat template, processor config)
+  --vision-init  initializer_range (default): every weight ~ N(0, 0.02^2) as HF's Idefics3 init;
+                 siglip: the vision tower as SigLIP initializes itself (learns from images faster when trained from scratch)
+  --init-std     std of the normal init (config initializer_range; default the preset's, 0.02)`);
     return 0;
   }
   const arch = flag(p, "arch") ?? "idefics3";
@@ -25,7 +31,9 @@ writes a randomly initialized model folder in Hugging Face format (config, safet
   if (!out) throw new UsageError("init-model: --out DIR is required");
   const dtype = flag(p, "dtype") ?? "float32";
   if (dtype !== "float32" && dtype !== "bfloat16") throw new UsageError(`--dtype: expected float32 or bfloat16, got '${dtype}'`);
-  const r = await initModel({ arch, preset: preset as PresetName, outDir: out, seed: numberFlag(p, "seed", 0, { int: true }), dtype });
+  const visionInit = flag(p, "vision-init") ?? "initializer_range";
+  if (visionInit !== "initializer_range" && visionInit !== "siglip") throw new UsageError(`--vision-init: expected initializer_range or siglip, got '${visionInit}'`);
+  const r = await initModel({ arch, preset: preset as PresetName, outDir: out, seed: numberFlag(p, "seed", 0, { int: true }), dtype, visionInit, ...(has(p, "init-std") ? { initializerRange: numberFlag(p, "init-std", 0.02, { min: 1e-6 }) } : {}) });
   console.log(`wrote ${arch} preset '${preset}' (${r.numParameters.toLocaleString("en-US")} parameters, vocab ${r.tokenizer.vocabSize}) to ${r.dir}`);
   return 0;
 }

@@ -168,8 +168,12 @@ P.logicalOr = function (other) {
 
 const DTYPES = new Set(["float32", "float64", "bfloat16", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"]);
 
+// As torch's Tensor.to, a conversion to the dtype and device a tensor already
+// has copies nothing; it returns a new handle (an alias) to the same storage,
+// so that disposing the result never disposes the input.
 P.to = function (target, opts = {}) {
-  if (DTYPES.has(target)) return callT("aten::_to_copy", this, dtypeCode(target as DType));
+  if (DTYPES.has(target)) return target === this.dtype ? callT("aten::alias", this) : callT("aten::_to_copy", this, dtypeCode(target as DType));
+  if (target === this.device && (opts.dtype === undefined || opts.dtype === this.dtype)) return callT("aten::alias", this);
   // device, optionally with a dtype
   const dtype = opts.dtype ? dtypeCode(opts.dtype) : null;
   return callT("aten::_to_copy", this, dtype, null, target, null, false);
