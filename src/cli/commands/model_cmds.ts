@@ -1,14 +1,11 @@
 // `vlm-grpo init-model` and `vlm-grpo generate`.
 import { validate } from "../../config/schema.js";
-import { decodeImage } from "../../io/image_decode.js";
-import { processImages } from "../../io/image_processor.js";
-import { readProcessorConfig } from "../../io/image_processor_config.js";
-import { expandImageTokens } from "../../io/idefics3_prompt.js";
+import { Idefics3Processor } from "../../io/idefics3_processor.js";
 import { generate } from "../../generate/generate.js";
 import { initModel } from "../../models/init_model.js";
 import { loadAdapter } from "../../models/peft.js";
 import { PRESET_NAMES, type PresetName } from "../../models/presets.js";
-import { tensor, tidy } from "../../torch/index.js";
+import { dispose, tidy } from "../../torch/index.js";
 import { runConfigSchema } from "../../train/configs.js";
 import { loadPolicy } from "../../train/session.js";
 import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
@@ -65,13 +62,12 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     if (flag(p, "lora")) loadAdapter(policy.model, flag(p, "lora")!);
     policy.model.eval();
     const text = policy.tokenizer.applyChatTemplate([{ role: "user", content: [{ type: "image" }, { type: "text", text: prompt }] }], { addGenerationPrompt: true });
-    const proc = readProcessorConfig(model);
-    const r = await processImages([await decodeImage(image, { label: image })], proc);
-    const out = tidy(() => {
-      const ids = policy.tokenizer.encode(expandImageTokens(text, r.rows, r.cols, policy.model.config.imageSeqLen), { addSpecialTokens: false });
-      return generate(
+    const processor = await Idefics3Processor.fromDir(model, policy.tokenizer);
+    const batch = await processor.prepare([{ text, images: [image] }]);
+    const out = tidy(() =>
+      generate(
         policy.model,
-        { inputIds: tensor([ids], { dtype: "int64" }), pixelValues: r.pixelValues },
+        { inputIds: batch.inputIds, attentionMask: batch.attentionMask, pixelValues: batch.pixelValues },
         {
           doSample: temperature > 0,
           temperature: temperature > 0 ? temperature : 1,
@@ -80,11 +76,12 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
           seed: numberFlag(p, "seed", 0, { int: true }),
           eosTokenIds: policy.encoder.eosTokenIds,
           padTokenId: policy.padTokenId,
-            suppressTokenIds: policy.encoder.suppressTokenIds,
+          suppressTokenIds: policy.encoder.suppressTokenIds,
           decode: (x) => policy.tokenizer.decode(x, { skipSpecialTokens: true }),
         },
-      );
-    });
+      ),
+    );
+    dispose([batch.inputIds, batch.attentionMask, batch.pixelValues]);
     console.log(out.completions[0].text);
   } finally {
     policy.dispose();
