@@ -47,7 +47,7 @@ import { fileURLToPath } from "node:url";
 import { generate, positionsFromMask, resolveSampling, selectNext } from "../src/generate/index.js";
 import { saveSafetensors } from "../src/io/safetensors.js";
 import type { KVCache } from "../src/nn/index.js";
-import { buildModel, type Idefics3Config, Idefics3ForConditionalGeneration, initWeights, presetConfig, presetFiles, type PresetName, savePretrained } from "../src/models/index.js";
+import { buildModel, type Idefics3Config, Idefics3ForConditionalGeneration, initWeights, presetConfig, presetFiles, type Idefics3PresetName as PresetName, savePretrained } from "../src/models/index.js";
 import { cat, features, Generator, getNumThreads, keep, noGrad, ones, rand, randint, setNumThreads, tensor, type Tensor, tidy } from "../src/torch/index.js";
 import { findTorchPython } from "./python.js";
 
@@ -143,7 +143,7 @@ function runOurs(s: Setup, share: boolean, runSeed: number): { ms: number; token
   const t0 = performance.now();
   const out = generate(
     s.model,
-    { inputIds: s.inputIds, attentionMask: s.attentionMask, pixelValues: s.pixelValues },
+    { inputIds: s.inputIds, attentionMask: s.attentionMask, images: [{ pixelValues: s.pixelValues }] },
     { numReturnSequences: G, maxNewTokens: L, temperature: 1, seed: runSeed, eosTokenIds: [], padTokenId: 0, shareGroup: share },
   );
   const ms = performance.now() - t0;
@@ -157,7 +157,7 @@ function runOurs(s: Setup, share: boolean, runSeed: number): { ms: number; token
 function greedyOurs(s: Setup): number[] {
   const out = generate(
     s.model,
-    { inputIds: s.inputIds, attentionMask: s.attentionMask, pixelValues: s.pixelValues },
+    { inputIds: s.inputIds, attentionMask: s.attentionMask, images: [{ pixelValues: s.pixelValues }] },
     { numReturnSequences: 1, maxNewTokens: L, doSample: false, eosTokenIds: [], padTokenId: 0, shareGroup: true },
   );
   return out.completions[0].tokenIds;

@@ -40,11 +40,11 @@ import { fileURLToPath } from "node:url";
 import { generate } from "../src/generate/generate.js";
 import { buildTokenizerFiles, type BuiltTokenizerInfo, FAKE_IMAGE_TOKEN, GLOBAL_IMAGE_TOKEN, IMAGE_TOKEN } from "../src/io/tokenizer_builder.js";
 import { saveSafetensors } from "../src/io/safetensors.js";
-import { buildModel, type Idefics3Config, Idefics3ForConditionalGeneration, initWeights, presetConfig, presetFiles, type PresetName, savePretrained } from "../src/models/index.js";
+import { buildModel, type Idefics3Config, Idefics3ForConditionalGeneration, initWeights, presetConfig, presetFiles, type Idefics3PresetName as PresetName, savePretrained } from "../src/models/index.js";
 import { adapterParameters, adapterStateDict, applyLora, withAdaptersDisabled } from "../src/nn/lora.js";
 import { features, Generator, getNumThreads, keep, noGrad, randint, randn, setNumThreads, tensor, tidy } from "../src/torch/index.js";
 import { AdamW, clipGradNorm } from "../src/torch/optim/index.js";
-import { collateCompletions, type PromptBatch } from "../src/train/encode.js";
+import { collateCompletions } from "../src/policy/collate.js";
 import { entropyFromLogits, groupAdvantages, grpoLoss, selectiveLogProbs } from "../src/train/grpo_math.js";
 import { findTorchPython } from "./python.js";
 import { matmulGflops } from "./matmul.js";
@@ -258,7 +258,7 @@ async function benchModel(name: PresetName, gflopsPeak: number, python: string |
     const ids = tok.specialTokenIds;
     const prompts = Array.from({ length: P }, () => promptIds(textTokens, cfg.imageSeqLen, tok, gen));
     const tp = prompts[0].length;
-    const batch: PromptBatch = tidy(() => ({
+    const batch = tidy(() => ({
       inputIds: keep(tensor(prompts.flat(), { dtype: "int64" }).view(P, tp)),
       attentionMask: keep(tensor(new Array(P * tp).fill(1), { dtype: "int64" }).view(P, tp)),
       pixelValues: keep(randn([P, 3, cfg.vision.imageSize, cfg.vision.imageSize], { generator: gen })),
@@ -266,6 +266,7 @@ async function benchModel(name: PresetName, gflopsPeak: number, python: string |
       promptLengths: new Array(P).fill(tp),
     }));
     saveSafetensors(path.join(dir, "inputs.safetensors"), { input_ids: batch.inputIds, attention_mask: batch.attentionMask, pixel_values: batch.pixelValues });
+    const perPromptImages = Array.from({ length: P }, (_, i) => ({ pixelValues: keep(batch.pixelValues.narrow(0, i, 1)) }));
     const suppress = [ids[IMAGE_TOKEN], ids[FAKE_IMAGE_TOKEN], ids[GLOBAL_IMAGE_TOKEN]];
     // A fixed reward vector (reward code is not measured): alternating 1, 0, 0.5, ...
     const rewards = Array.from({ length: P * G }, (_, i) => [1, 0, 0.5, 0.25][i % 4]);
@@ -292,7 +293,7 @@ async function benchModel(name: PresetName, gflopsPeak: number, python: string |
       model.eval();
       const out = generate(
         model,
-        { inputIds: batch.inputIds, attentionMask: batch.attentionMask, pixelValues: batch.pixelValues, imagesPerPrompt: batch.imagesPerPrompt },
+        { inputIds: batch.inputIds, attentionMask: batch.attentionMask, images: perPromptImages },
         { numReturnSequences: G, maxNewTokens: len, temperature: TEMPERATURE, eosTokenIds: [], padTokenId: tok.padTokenId, generator: sampler, shareGroup: true, suppressTokenIds: suppress },
       );
       model.train();
@@ -371,7 +372,7 @@ async function benchModel(name: PresetName, gflopsPeak: number, python: string |
     const info = refInfo as RefReply | null;
     const pytorch = info ? side(refT, true, info.params_trained, info.grad_norm) : null;
     if (info) pytorchVersion = info.torch;
-    for (const t of [batch.inputIds, batch.attentionMask, batch.pixelValues]) t.dispose();
+    for (const t of [batch.inputIds, batch.attentionMask, batch.pixelValues, ...perPromptImages.map((x) => x.pixelValues)]) t.dispose();
     opt.dispose();
     model.dispose();
     return {

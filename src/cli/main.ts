@@ -2,6 +2,7 @@
 // The `vlm-grpo` command. Each subcommand lives in its own file.
 import { ConfigError } from "../config/schema.js";
 import { UsageError } from "./args.js";
+import { configCommand } from "./commands/config_cmds.js";
 import { dataCommand } from "./commands/data_cmds.js";
 import { demoCommand } from "./commands/demo.js";
 import { evalCommand, predictCommand } from "./commands/eval_cmds.js";
@@ -21,6 +22,7 @@ commands:
   eval         recall-first evaluation of one or several models (metrics.json, report.html)
   predict      one JSON line per image: decision, categories, score
   generate     one completion for an image and a prompt
+  config       config defaults (every key, its default and doc) | config check FILE...
   selfcheck    check the tensor engine (libtorch, threads, BLAS, a small training run)`;
 
 const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | number> = {
@@ -32,6 +34,7 @@ const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | nu
   eval: evalCommand,
   predict: predictCommand,
   generate: generateCommand,
+  config: configCommand,
   selfcheck: () => selfcheck(),
 };
 

@@ -24,3 +24,4 @@ export { assignSplits, allocate, labelSetKey, resolveFractions, examplesOfSplit,
 export { runDataCheck, buildReport, formatDataCheckReport, stat3, type DataCheckOptions, type DataCheckReport, type ClassCounts, type Stat3 } from "./check.js";
 export { synthesizeDataset, runDataSynth, planLabels, type SynthOptions, type SynthResult } from "./synth/writer.js";
 export { renderScene, type SceneSpec, type SceneResult } from "./synth/scene.js";
+export { loadSplits, type DataSection, type Splits } from "./splits_from_config.js";

@@ -6,16 +6,13 @@
 // that reaches a target recall.
 import fs from "node:fs";
 import path from "node:path";
+import { policyOptions } from "../config/policy_options.js";
+import type { RunConfig } from "../config/run_config.js";
 import type { Example } from "../data/types.js";
-import { generate } from "../generate/generate.js";
 import { writeTextFileAtomic } from "../io/atomic.js";
-import { loadAdapter } from "../models/peft.js";
-import { makeAnswerParser } from "../rewards/answer_parser.js";
-import { cat, F, noGrad, tensor, tidy } from "../torch/index.js";
-import type { RunConfig } from "../train/configs.js";
-import { collatePrompts } from "../train/encode.js";
-import { Progress } from "../train/progress.js";
-import { loadPolicy, type Policy } from "../train/session.js";
+import { Progress } from "../io/progress.js";
+import { classifyExamples } from "../policy/classify.js";
+import { loadPolicy } from "../policy/policy.js";
 import { formatCompareTable } from "./compare_table.js";
 import { type Curves, curvesFromPredictions, thresholdForRecall, type ThresholdChoice } from "./curves.js";
 import { computeMetrics, type EvalMetrics, type Prediction } from "./metrics.js";
@@ -39,77 +36,35 @@ export interface ModelEvaluation {
   seconds: number;
 }
 
-/** The ids after which the answer's first content token comes, and the first id of "safe" there. */
-export function answerProbe(policy: Policy): { prefix: number[]; safeId: number } {
-  const tok = policy.tokenizer;
-  const prefix = tok.encode("<answer>", { addSpecialTokens: false });
-  const full = tok.encode("<answer>safe", { addSpecialTokens: false });
-  let safeId: number | undefined;
-  if (full.length > prefix.length && prefix.every((v, i) => full[i] === v)) safeId = full[prefix.length];
-  else safeId = tok.encode("safe", { addSpecialTokens: false })[0];
-  if (safeId === undefined) throw new Error("eval: the tokenizer cannot encode the word 'safe'");
-  return { prefix, safeId };
-}
-
 /** Evaluates one model on examples. */
 export async function evaluateModel(cfg: RunConfig, target: EvalTarget, examples: Example[], opts: { log?: (l: string) => void; progress?: boolean } = {}): Promise<ModelEvaluation> {
   const t0 = performance.now();
-  const policy = await loadPolicy(cfg, target.model, { train: false });
+  const policy = await loadPolicy(policyOptions(cfg, { train: false, modelDir: target.model, adapterDir: target.lora }));
   try {
-    if (target.lora) loadAdapter(policy.model, target.lora);
-    policy.model.eval();
-    const parse = makeAnswerParser(policy.prompt.categories);
-    const probe = answerProbe(policy);
     const e = cfg.eval;
     const progress = opts.progress === false ? null : new Progress({ total: examples.length, label: `eval ${target.name}`, unit: "img" });
-    const predictions: Prediction[] = [];
-    for (let i = 0; i < examples.length; i += e.batch_size) {
-      const chunk = examples.slice(i, i + e.batch_size);
-      const encoded = await Promise.all(chunk.map((x) => policy.encoder.encodePrompt(x)));
-      const batch = collatePrompts(encoded, policy.padTokenId);
-      try {
-        const gen = generate(
-          policy.model,
-          { inputIds: batch.inputIds, attentionMask: batch.attentionMask, pixelValues: batch.pixelValues },
-          {
-            doSample: false,
-            maxNewTokens: e.max_new_tokens,
-            eosTokenIds: policy.encoder.eosTokenIds,
-            padTokenId: policy.padTokenId,
-            suppressTokenIds: policy.encoder.suppressTokenIds,
-            decode: (ids) => policy.tokenizer.decode(ids, { skipSpecialTokens: true }),
-          },
-        );
-        const scores = noGrad(() =>
-          tidy(() => {
-            const b = chunk.length;
-            const extra = tensor(Array.from({ length: b }, () => probe.prefix), { dtype: "int64" });
-            const ids = cat([batch.inputIds, extra], 1);
-            const mask = cat([batch.attentionMask, tensor(Array.from({ length: b }, () => probe.prefix.map(() => 1)), { dtype: "int64" })], 1);
-            const logits = policy.model.forward({ inputIds: ids, attentionMask: mask, pixelValues: batch.pixelValues, logitsToKeep: 1 }).logits;
-            const pSafe = F.softmax(logits.select(1, 0), -1).select(1, probe.safeId);
-            return pSafe.toFlatArray().map((p) => 1 - p);
-          }),
-        );
-        chunk.forEach((x, k) => {
-          const parsed = parse(gen.completions[k].text);
-          predictions.push({
-            id: x.id,
-            labels: x.labels,
-            predicted: parsed.kind === "offensive" ? { kind: "offensive", categories: parsed.categories } : parsed.kind === "safe" ? { kind: "safe" } : { kind: "unparseable" },
-            score: scores[k],
-            imagePath: "path" in x.image ? x.image.path : undefined,
-            answer: gen.completions[k].text,
-          } as Prediction);
-        });
-      } finally {
-        batch.inputIds.dispose();
-        batch.attentionMask.dispose();
-        batch.pixelValues.dispose();
-      }
-      progress?.tick(chunk.length);
-    }
+    let done = 0;
+    const results = await classifyExamples(policy, examples, {
+      batchSize: e.batch_size,
+      maxNewTokens: e.max_new_tokens,
+      onBatch: (n) => {
+        progress?.tick(n - done);
+        done = n;
+      },
+    });
     progress?.done();
+    const predictions: Prediction[] = results.map((r, k) => {
+      const x = examples[k];
+      const p = r.parsed;
+      return {
+        id: x.id,
+        labels: x.labels,
+        predicted: p.kind === "offensive" ? { kind: "offensive", categories: p.categories } : p.kind === "safe" ? { kind: "safe" } : { kind: "unparseable" },
+        score: r.score,
+        imagePath: "path" in x.image ? x.image.path : undefined,
+        answer: r.answer,
+      } as Prediction;
+    });
     const metrics = computeMetrics(predictions, { categories: policy.prompt.categories, unparseableAs: e.unparseable_as });
     const curves = predictions.length ? curvesFromPredictions(predictions) : null;
     const threshold = curves ? thresholdForRecall(curves, e.target_recall) : null;

@@ -7,6 +7,12 @@
 // `shareGroup: false` each prompt is repeated n times up front and everything
 // (images included) is recomputed per completion, as a straightforward
 // implementation does (kept for benchmarks and as a cross-check).
+//
+// Positions come from the model (prefillPositions / decodePositions of the
+// model interface: 1-D RoPE from the mask, or Qwen2-VL's M-RoPE with its
+// rope deltas carried into decoding); a model without them gets HF
+// generate's cumsum(mask) - 1.
+import { catImageInputs, decodePositionsFromMask, type ImageInputs, positionsFromMask, type PrefillPositions } from "../models/vlm.js";
 import { cat, Generator, keep, noGrad, ones, type Tensor, tensor, tidy } from "../torch/index.js";
 import { resolveSampling, selectNext, type SamplingOptions } from "./sampling.js";
 import { StopStringMatcher } from "./stop.js";
@@ -17,22 +23,23 @@ export interface GenerationCache {
   dispose(): void;
 }
 
-export interface CausalLMForwardInputs {
+export interface CausalLMForwardInputs extends Partial<ImageInputs> {
   inputIds: Tensor;
   attentionMask?: Tensor;
   positionIds?: Tensor;
   cache?: GenerationCache;
-  pixelValues?: Tensor;
   imageFeatures?: Tensor;
   logitsToKeep?: number;
 }
 
-/** What generation needs from a model (LlamaForCausalLM, Idefics3ForConditionalGeneration). */
+/** What generation needs from a model (any PretrainedModel; the image and position hooks of a VisionLanguageModel are optional). */
 export interface GenerativeModel {
   forward(inputs: CausalLMForwardInputs): { logits: Tensor };
   newCache(): GenerationCache;
-  /** Vision features of all images [N, imageSeqLen, hidden]; absent on text-only models. */
-  encodeImages?(pixelValues: Tensor): Tensor;
+  /** Vision features, one row per image token of the batch; absent on text-only models. */
+  encodeImageTokens?(images: ImageInputs): Tensor;
+  prefillPositions?(inputIds: Tensor, attentionMask: Tensor, images?: ImageInputs): PrefillPositions;
+  decodePositions?(attentionMask: Tensor, ropeDeltas?: Tensor): Tensor;
 }
 
 export interface GenerateInputs {
@@ -40,10 +47,8 @@ export interface GenerateInputs {
   inputIds: Tensor;
   /** [B, T] 0/1 (int64 or bool); 0 marks left padding. Default: all ones. */
   attentionMask?: Tensor;
-  /** Every image of the batch in prompt order [N, 3, H, W]. */
-  pixelValues?: Tensor;
-  /** Images per prompt (sums to N). Default: N / B each. Needed only without group sharing. */
-  imagesPerPrompt?: number[];
+  /** Per prompt, its processed images (null for a prompt without images). Tensors stay the caller's. */
+  images?: readonly (ImageInputs | null)[];
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -111,38 +116,42 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
   let cache: GenerationCache = cache0;
   let lastLogits: Tensor;
   let mask: Tensor;
+  let ropeDeltas: Tensor | undefined;
   let forwardPasses = 0;
   try {
     // ---- prefill -------------------------------------------------------------
-    ({ lastLogits, mask } = tidy(() => {
+    ({ lastLogits, mask, ropeDeltas } = tidy(() => {
       const baseMask = (inputs.attentionMask ?? ones([batch, promptLen], { dtype: "int64", device: inputs.inputIds.device })).long();
+      if (inputs.images && inputs.images.length !== batch) throw new Error(`generate: images must have one entry per prompt (${batch}), got ${inputs.images.length}`);
       let ids = inputs.inputIds;
       let m = baseMask;
-      let pixelValues = inputs.pixelValues;
-      let imageFeatures: Tensor | undefined;
-      if (share) {
-        if (pixelValues && model.encodeImages) imageFeatures = model.encodeImages(pixelValues);
-      } else if (n > 1) {
+      let perPrompt = inputs.images ?? [];
+      if (!share && n > 1) {
         ids = ids.repeatInterleave(n, 0);
         m = m.repeatInterleave(n, 0);
-        if (pixelValues) pixelValues = repeatImages(pixelValues, batch, n, inputs.imagesPerPrompt);
+        perPrompt = perPrompt.flatMap((x) => new Array<ImageInputs | null>(n).fill(x));
       }
-      const positionIds = positionsFromMask(m);
+      const images = catImageInputs(perPrompt);
+      let imageFeatures: Tensor | undefined;
+      if (images && share && model.encodeImageTokens) imageFeatures = model.encodeImageTokens(images);
+      const pos = model.prefillPositions ? model.prefillPositions(ids, m, images ?? undefined) : { positionIds: positionsFromMask(m) };
       const out = model.forward({
         inputIds: ids,
         attentionMask: m,
-        positionIds,
+        positionIds: pos.positionIds,
         cache: cache0,
-        pixelValues: imageFeatures ? undefined : pixelValues,
-        imageFeatures,
+        ...(images && !imageFeatures ? images : {}),
+        ...(imageFeatures ? { imageFeatures, imageGridThw: images?.imageGridThw } : {}),
         logitsToKeep: 1,
       });
       let last = out.logits.select(1, out.logits.shape[1] - 1);
+      let deltas = pos.ropeDeltas;
       if (share && n > 1) {
         last = last.repeatInterleave(n, 0);
         m = m.repeatInterleave(n, 0);
+        deltas = deltas?.repeatInterleave(n, 0);
       }
-      return { lastLogits: keep(last), mask: keep(m) };
+      return { lastLogits: keep(last), mask: keep(m), ropeDeltas: deltas ? keep(deltas) : undefined };
     }));
     forwardPasses++;
     if (share && n > 1) {
@@ -187,7 +196,7 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
       const stepOut = tidy(() => {
         const ids = tensor(fed, { dtype: "int64", device: lastLogits.device }).view(rows, 1);
         const m = cat([mask, ones([rows, 1], { dtype: "int64", device: mask.device })], 1);
-        const positionIds = m.sum(-1, true).sub(1);
+        const positionIds = model.decodePositions ? model.decodePositions(m, ropeDeltas) : decodePositionsFromMask(m, ropeDeltas);
         const out = model.forward({ inputIds: ids, attentionMask: m, positionIds, cache, logitsToKeep: 1 });
         return { last: keep(out.logits.select(1, out.logits.shape[1] - 1)), m: keep(m) };
       });
@@ -215,6 +224,7 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
     }
     lastLogits.dispose();
     mask.dispose();
+    ropeDeltas?.dispose();
     suppress?.dispose();
     return { completions, forwardPasses };
   } finally {
@@ -223,27 +233,5 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
   }
 }
 
-/** HF's position ids for left padding: cumsum(mask) - 1, with padded slots set to 1. */
-export function positionsFromMask(mask: Tensor): Tensor {
-  return tidy(() => {
-    const m = mask.long();
-    const pos = m.cumsum(-1).sub(1);
-    return pos.maskedFill(m.eq(0), 1);
-  });
-}
-
-/** Repeats each prompt's block of images n times, keeping prompt order (no group sharing). */
-function repeatImages(pixelValues: Tensor, batch: number, n: number, imagesPerPrompt?: number[]): Tensor {
-  const total = pixelValues.shape[0];
-  const counts = imagesPerPrompt ?? new Array(batch).fill(total / batch);
-  if (counts.length !== batch || counts.some((c) => !Number.isInteger(c) || c < 0) || counts.reduce((a, b) => a + b, 0) !== total) {
-    throw new Error(`generate: imagesPerPrompt must give ${batch} non-negative integers summing to ${total} images (got [${counts.join(", ")}])`);
-  }
-  const index: number[] = [];
-  let start = 0;
-  for (const c of counts) {
-    for (let k = 0; k < n; k++) for (let i = 0; i < c; i++) index.push(start + i);
-    start += c;
-  }
-  return pixelValues.indexSelect(0, tensor(index, { dtype: "int64", device: pixelValues.device }));
-}
+/** HF's position ids for left padding (re-exported from the model interface for existing callers). */
+export { positionsFromMask };

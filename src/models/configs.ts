@@ -1,7 +1,9 @@
-// Model configs in two tiers: the raw config.json object (Hugging Face's
-// snake_case fields, any of them absent) and a resolved, typed config with
-// every field filled from transformers' defaults, made by one function per
-// architecture. The raw object is kept so that saving writes back fields this
+// Shared config primitives for every model family, in two tiers: the raw
+// config.json object (Hugging Face's snake_case fields, any of them absent)
+// and a resolved, typed config with every field filled from transformers'
+// defaults, made by one function per architecture. Here: the field reader,
+// the Llama decoder's config and the SigLIP vision config (shared blocks);
+// each family's own config lives in its folder (idefics3/config.ts, ...). The raw object is kept so that saving writes back fields this
 // code does not use (e.g. SmolVLM's "max_image_size" in vision_config).
 //
 // Defaults applied to absent fields (transformers' config classes):
@@ -11,9 +13,6 @@
 //     max_position_embeddings 2048, initializer_range 0.02, rms_norm_eps 1e-6,
 //     rope_theta 10000, rope_scaling null, attention_bias false, attention_dropout 0,
 //     mlp_bias false, tie_word_embeddings false, bos 1, eos 2, pad null.
-//   idefics3 (Idefics3Config): image_token_id 128257, scale_factor 2, pad_token_id 128002,
-//     tie_word_embeddings false; a missing text_config is LlamaConfig with rms_norm_eps 1e-5
-//     and pad_token_id 128002; a given text_config gets the LlamaConfig defaults above.
 //   idefics3 vision_config (Idefics3VisionConfig, not SiglipVisionConfig): hidden_size 1152,
 //     intermediate_size 3072, num_hidden_layers 12, num_attention_heads 16, num_channels 3,
 //     image_size 224, patch_size 32, hidden_act "gelu_pytorch_tanh", layer_norm_eps 1e-6,
@@ -84,25 +83,11 @@ export interface VisionConfig {
   raw: RawConfig;
 }
 
-export interface Idefics3Config {
-  modelType: "idefics3";
-  vision: VisionConfig;
-  text: LlamaConfig;
-  scaleFactor: number;
-  imageTokenId: number;
-  /** lm_head shares model.text_model.embed_tokens.weight. */
-  tieWordEmbeddings: boolean;
-  padTokenId: number | null;
-  /** Tokens per image after the connector: (imageSize / patchSize)^2 / scaleFactor^2. */
-  imageSeqLen: number;
-  raw: RawConfig;
-}
-
-export type ModelConfig = LlamaConfig | Idefics3Config;
 
 // ---- field readers ------------------------------------------------------------
 
-class Reader {
+/** Reads typed fields of a raw config object; errors name the file/section and key. */
+export class Reader {
   constructor(
     readonly raw: RawConfig,
     readonly where: string,
@@ -153,11 +138,11 @@ class Reader {
   }
 }
 
-function isObject(v: unknown): v is RawConfig {
+export function isObject(v: unknown): v is RawConfig {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function resolveRope(r: Reader): { ropeTheta: number; ropeScaling: RopeScaling | null } {
+export function resolveRope(r: Reader): { ropeTheta: number; ropeScaling: RopeScaling | null } {
   const params = r.obj("rope_parameters");
   const scalingRaw = r.obj("rope_scaling") ?? params;
   const ropeTheta = params && typeof params.rope_theta === "number" ? params.rope_theta : r.num("rope_theta", 10000);
@@ -276,57 +261,12 @@ export function resolveVisionConfig(raw: RawConfig, where = "config.json: vision
   };
 }
 
-export function resolveIdefics3Config(raw: RawConfig, where = "config.json"): Idefics3Config {
-  const r = new Reader(raw, where);
-  const padTokenId = r.tokenId("pad_token_id", 128002);
-  const textRaw = r.obj("text_config");
-  const text = textRaw
-    ? resolveLlamaConfig(textRaw, `${where}: text_config`)
-    : resolveLlamaConfig({}, `${where}: text_config`, { rms_norm_eps: 1e-5, pad_token_id: padTokenId, tie_word_embeddings: false });
-  const vision = resolveVisionConfig(r.obj("vision_config") ?? {}, `${where}: vision_config`);
-  const scaleFactor = r.int("scale_factor", 2);
-  const side = vision.imageSize / vision.patchSize;
-  if (side % scaleFactor !== 0) {
-    throw new Error(`${where}: patches per side (image_size ${vision.imageSize} / patch_size ${vision.patchSize} = ${side}) is not a multiple of scale_factor ${scaleFactor}`);
-  }
-  // Tying: Idefics3Config's own flag (default false); when it is absent, the text config's.
-  const tie = r.has("tie_word_embeddings") ? r.bool("tie_word_embeddings", false) : textRaw?.tie_word_embeddings === true;
-  return {
-    modelType: "idefics3",
-    vision,
-    text: { ...text, tieWordEmbeddings: tie },
-    scaleFactor,
-    imageTokenId: r.int("image_token_id", 128257, 0),
-    tieWordEmbeddings: tie,
-    padTokenId,
-    imageSeqLen: (side / scaleFactor) ** 2,
-    raw: { ...raw },
-  };
-}
-
-/** Which architecture a config.json describes: by model_type, else by architectures[0]. */
-export function configArch(raw: RawConfig, where = "config.json"): "idefics3" | "llama" {
-  const mt = raw.model_type;
-  const archs = Array.isArray(raw.architectures) ? (raw.architectures as unknown[]) : [];
-  if (mt === "idefics3" || archs.includes("Idefics3ForConditionalGeneration")) return "idefics3";
-  if (mt === "llama" || archs.includes("LlamaForCausalLM")) return "llama";
-  throw new Error(
-    `${where}: unsupported model (model_type ${JSON.stringify(mt)}, architectures ${JSON.stringify(raw.architectures)}); supported: idefics3 (Idefics3ForConditionalGeneration), llama (LlamaForCausalLM)`,
-  );
-}
-
-/** Resolves any supported config.json object. */
-export function resolveConfig(raw: RawConfig, where = "config.json"): ModelConfig {
-  if (!isObject(raw)) throw new Error(`${where}: expected a JSON object`);
-  return configArch(raw, where) === "idefics3" ? resolveIdefics3Config(raw, where) : resolveLlamaConfig(raw, where);
-}
-
 // ---- writing ---------------------------------------------------------------------
 
 /** Version recorded in written configs when the source config names none. */
 export const WRITTEN_TRANSFORMERS_VERSION = "4.46.0";
 
-function ropeJson(c: LlamaConfig): RawConfig {
+export function ropeJson(c: LlamaConfig): RawConfig {
   const s = c.ropeScaling;
   if (!s) return { rope_theta: c.ropeTheta, rope_scaling: null };
   const o: RawConfig = { rope_type: s.ropeType, factor: s.factor };
@@ -393,38 +333,10 @@ export function visionConfigToJson(c: VisionConfig): RawConfig {
   });
 }
 
-export function idefics3ConfigToJson(c: Idefics3Config, opts: { torchDtype?: string } = {}): RawConfig {
-  const out: RawConfig = {
-    ...c.raw,
-    architectures: ["Idefics3ForConditionalGeneration"],
-    model_type: "idefics3",
-    image_token_id: c.imageTokenId,
-    scale_factor: c.scaleFactor,
-    tie_word_embeddings: c.tieWordEmbeddings,
-    pad_token_id: c.padTokenId,
-    use_cache: c.raw.use_cache ?? true,
-    vocab_size: c.text.vocabSize,
-    text_config: llamaConfigToJson({ ...c.text, tieWordEmbeddings: c.tieWordEmbeddings }),
-    vision_config: visionConfigToJson(c.vision),
-    transformers_version: c.raw.transformers_version ?? WRITTEN_TRANSFORMERS_VERSION,
-  };
-  if (opts.torchDtype) out.torch_dtype = opts.torchDtype;
-  return sortKeys(out);
-}
-
-/** config.json content for any supported config. */
-export function configToJson(c: ModelConfig, opts: { torchDtype?: string } = {}): RawConfig {
-  return c.modelType === "idefics3" ? idefics3ConfigToJson(c, opts) : llamaConfigToJson(c, { ...opts, topLevel: true });
-}
-
 /** Keys sorted (transformers writes config.json with sort_keys=True). */
-function sortKeys(o: RawConfig): RawConfig {
+export function sortKeys(o: RawConfig): RawConfig {
   return Object.fromEntries(Object.keys(o)
     .sort()
     .map((k) => [k, o[k]]));
 }
 
-/** The text (decoder) config of any supported model. */
-export function textConfigOf(c: ModelConfig): LlamaConfig {
-  return c.modelType === "idefics3" ? c.text : c;
-}

@@ -1,5 +1,20 @@
-// Model architectures, configs, checkpoint folders and presets.
+// Model families, the interface everything above sees (vlm.ts), the registry,
+// HF checkpoint folders, PEFT adapters and init-model.
 export * from "./configs.js";
+export * from "./vlm.js";
+export { expandImageMarkers, type ProcessedImages, type VlmImageProcessor } from "./processor.js";
+export {
+  configToJson,
+  familyByName,
+  type FamilyInitOptions,
+  familyOf,
+  familyOfRaw,
+  type GenerationTokens,
+  type InitPresetOptions,
+  type ModelFamily,
+  modelFamilies,
+  resolveConfig,
+} from "./registry.js";
 export { applyRotary, RotaryEmbedding, ropeInvFreq, rotateHalf, type RopeParams } from "./rope.js";
 export {
   type CausalLMInputs,
@@ -14,10 +29,12 @@ export {
   lmLogits,
   type ModelPlacement,
 } from "./llama.js";
-export { bucketPositionIds, SiglipAttention, SiglipEncoder, SiglipEncoderLayer, SiglipMLP, SiglipVisionEmbeddings, SiglipVisionTransformer } from "./siglip.js";
-export { Idefics3Connector, Idefics3SimpleMLP, pixelShuffle } from "./idefics3_connector.js";
-export { Idefics3ForConditionalGeneration, type Idefics3Inputs, Idefics3Model } from "./idefics3.js";
-export { initWeights } from "./init_weights.js";
+export { bucketPositionIds, SiglipAttention, SiglipEncoder, SiglipEncoderLayer, SiglipVisionEmbeddings, SiglipVisionTransformer } from "./siglip.js";
+export { type Idefics3Config, idefics3ConfigToJson, resolveIdefics3Config } from "./idefics3/config.js";
+export { Idefics3Connector, Idefics3SimpleMLP, pixelShuffle } from "./idefics3/connector.js";
+export { Idefics3ForConditionalGeneration, type Idefics3Inputs, Idefics3Model } from "./idefics3/model.js";
+export { IDEFICS3_PRESETS, type Idefics3PresetName, presetConfig, presetFiles, type PresetFiles, presetRawConfig, type PresetTokens } from "./idefics3/presets.js";
+export { initWeights, type InitWeightsOptions } from "./init_weights.js";
 export {
   buildModel,
   checkpointParameters,
@@ -27,10 +44,12 @@ export {
   type LoadPretrainedOptions,
   loadWeights,
   parseSize,
-  type PretrainedModel,
   readConfig,
   savePretrained,
   type SavePretrainedOptions,
 } from "./load.js";
-export { type Arch, PRESET_NAMES, presetConfig, presetFiles, type PresetFiles, type PresetName, presetRawConfig, type PresetTokens } from "./presets.js";
-export { initModel, type InitModelOptions, type InitModelResult, type InitModelWriters, type TokenizerWriteResult } from "./init_model.js";
+export { initModel, type InitModelOptions, type InitModelResult } from "./init_model.js";
+export { ADAPTER_CONFIG, ADAPTER_WEIGHTS, loadAdapter, readAdapterConfig, saveAdapter, type SaveAdapterOptions, targetModulesRegex } from "./peft.js";
+
+/** Any resolved config (a family's own type; narrow with modelType). */
+export type ModelConfig = import("./vlm.js").FamilyConfig;

@@ -13,10 +13,13 @@
 // architecture give the same weights on every run.
 import { Conv2d, Embedding, LayerNorm, Linear, type Module, RMSNorm } from "../nn/index.js";
 import { Generator, noGrad, rand, randn, type Tensor } from "../torch/index.js";
+import type { ModuleScopes } from "./vlm.js";
 
 export interface InitWeightsOptions {
   /** "initializer_range" (default: HF Idefics3's std for every part) or "siglip" (SigLIP's own scheme for the vision tower). */
   vision?: "initializer_range" | "siglip";
+  /** Module path prefixes of the SigLIP vision tower (default: the model's moduleScopes.vision, if it has them). */
+  visionPrefixes?: readonly string[];
 }
 
 /** Fills every parameter of a freshly built model; throws if some parameter has no rule. */
@@ -45,6 +48,9 @@ export function initWeights(model: Module, std: number, seed: number, opts: Init
     done.add(t);
   };
   const siglip = opts.vision === "siglip";
+  const prefixes = opts.visionPrefixes ?? (model as Partial<{ moduleScopes: ModuleScopes }>).moduleScopes?.vision ?? [];
+  if (siglip && prefixes.length === 0) throw new Error("initWeights: vision 'siglip' needs the vision tower's module path (visionPrefixes)");
+  const inVision = (name: string) => prefixes.some((p) => name.startsWith(`${p}.`));
   const fill = (t: Tensor | null, v: number) => {
     if (!t || done.has(t)) return;
     t.fill_(v);
@@ -52,7 +58,7 @@ export function initWeights(model: Module, std: number, seed: number, opts: Init
   };
   noGrad(() => {
     for (const [name, m] of model.namedModules()) {
-      if (siglip && /(^|\.)vision_model\./.test(name)) {
+      if (siglip && inVision(name)) {
         if (m instanceof Embedding) normalStd(m.weight, 1 / Math.sqrt(m.weight.shape[1]));
         else if (m instanceof Linear && /\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])$/.test(name)) {
           xavierUniform(m.weight);

@@ -9,6 +9,9 @@ import { arange, type Device, type DType, type Tensor, tidy } from "../torch/ind
 import type { LlamaConfig } from "./configs.js";
 import { applyRotary, RotaryEmbedding } from "./rope.js";
 
+/** The decoder projections PEFT targets by default for Llama-style decoders. */
+export const LLAMA_LORA_TARGETS: readonly string[] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
 /** Where and in which dtype a model's parameters are allocated. */
 export interface ModelPlacement {
   /** Parameter / compute dtype (default float32; bfloat16 allowed). Logits are always float32. */
@@ -211,6 +214,7 @@ export class LlamaForCausalLM extends Module {
   model: LlamaModel;
   lm_head: Linear;
   readonly config: LlamaConfig;
+  readonly defaultLoraTargets = LLAMA_LORA_TARGETS;
 
   constructor(c: LlamaConfig, o: ModelPlacement = {}) {
     super();

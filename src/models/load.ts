@@ -9,11 +9,10 @@ import { writeFolderAtomic, writeTextFileAtomic } from "../io/atomic.js";
 import { DEFAULT_MAX_SHARD_BYTES, dtypeOfSafetensors, SafetensorsFolder, saveSafetensorsSharded } from "../io/safetensors.js";
 import { describeKeyMismatch, type Module } from "../nn/index.js";
 import { type Device, type DType, isFloatingDType, keep, noGrad, type Tensor } from "../torch/index.js";
-import { configToJson, type ModelConfig, type RawConfig, resolveConfig, textConfigOf, WRITTEN_TRANSFORMERS_VERSION } from "./configs.js";
-import { Idefics3ForConditionalGeneration } from "./idefics3.js";
-import { LlamaForCausalLM, type ModelPlacement } from "./llama.js";
-
-export type PretrainedModel = LlamaForCausalLM | Idefics3ForConditionalGeneration;
+import { type RawConfig, WRITTEN_TRANSFORMERS_VERSION } from "./configs.js";
+import type { ModelPlacement } from "./llama.js";
+import { configToJson, familyOf, resolveConfig } from "./registry.js";
+import type { FamilyConfig, PretrainedModel } from "./vlm.js";
 
 /** Tokenizer / processor / generation files copied beside saved weights (those that exist). */
 export const COPIED_FILE_NAMES: readonly string[] = [
@@ -46,7 +45,7 @@ export interface LoadPretrainedOptions {
 }
 
 /** Reads and resolves `dir/config.json`. */
-export function readConfig(dir: string): ModelConfig {
+export function readConfig(dir: string): FamilyConfig {
   const file = path.join(dir, "config.json");
   if (!fs.existsSync(file)) throw new Error(`loadPretrained: ${dir} has no config.json`);
   let raw: unknown;
@@ -58,9 +57,9 @@ export function readConfig(dir: string): ModelConfig {
   return resolveConfig(raw as RawConfig, file);
 }
 
-/** A model for a config with uninitialized parameters (load weights or call initWeights next). */
-export function buildModel(config: ModelConfig, placement: ModelPlacement = {}): PretrainedModel {
-  return config.modelType === "idefics3" ? new Idefics3ForConditionalGeneration(config, placement) : new LlamaForCausalLM(config, placement);
+/** A model for a config with uninitialized parameters (load weights or call initWeights next), built by its family. */
+export function buildModel(config: FamilyConfig, placement: ModelPlacement = {}): PretrainedModel {
+  return familyOf(config).build(config, placement);
 }
 
 /**
@@ -70,7 +69,7 @@ export function buildModel(config: ModelConfig, placement: ModelPlacement = {}):
  * lora_A / lora_B) are not part of it; a wrapper must keep the base
  * parameters under their original paths (LoraLinear keeps "weight", "bias").
  */
-export function checkpointParameters(model: Module & { config?: ModelConfig }): Map<string, Tensor> {
+export function checkpointParameters(model: Module & { config?: FamilyConfig }): Map<string, Tensor> {
   if (!model.config) return model.stateDict();
   const skeleton = buildModel(model.config);
   const keys = skeleton.namedParameters().map(([k]) => k);
@@ -93,7 +92,7 @@ export function checkpointParameters(model: Module & { config?: ModelConfig }): 
  * are tied aliases (lm_head.weight when tied) and rotary_emb.inv_freq buffers
  * are skipped, as transformers does.
  */
-export function loadWeights(model: Module & { config?: ModelConfig }, dir: string): void {
+export function loadWeights(model: Module & { config?: FamilyConfig }, dir: string): void {
   const folder = SafetensorsFolder.open(dir);
   const params = checkpointParameters(model);
   const own = new Set(params.values());
@@ -121,10 +120,11 @@ export function loadWeights(model: Module & { config?: ModelConfig }, dir: strin
 }
 
 /**
- * Loads a checkpoint folder: config.json (model_type "idefics3" or "llama"),
- * then the weights into a model built in the requested dtype and device.
+ * Loads a checkpoint folder: config.json (any registered family, see
+ * registry.ts), then the weights into a model built in the requested dtype
+ * and device.
  */
-export async function loadPretrained(dir: string, opts: LoadPretrainedOptions = {}): Promise<{ model: PretrainedModel; config: ModelConfig; dir: string }> {
+export async function loadPretrained(dir: string, opts: LoadPretrainedOptions = {}): Promise<{ model: PretrainedModel; config: FamilyConfig; dir: string }> {
   const config = readConfig(dir);
   let dtype: DType;
   if (opts.dtype === "auto") {
@@ -173,13 +173,12 @@ export function parseSize(size: number | string): number {
 }
 
 /** generation_config.json as transformers derives it from a model config. */
-export function generationConfigJson(config: ModelConfig): RawConfig {
-  const t = textConfigOf(config);
+export function generationConfigJson(config: FamilyConfig): RawConfig {
+  const t = familyOf(config).generationTokens(config);
   const out: RawConfig = { _from_model_config: true };
-  if (t.bosTokenId !== null) out.bos_token_id = t.bosTokenId;
-  if (t.eosTokenId !== null) out.eos_token_id = t.eosTokenId;
-  const pad = config.modelType === "idefics3" ? (t.padTokenId ?? config.padTokenId) : t.padTokenId;
-  if (pad !== null) out.pad_token_id = pad;
+  if (t.bos !== null) out.bos_token_id = t.bos;
+  if (t.eos !== null) out.eos_token_id = t.eos;
+  if (t.pad !== null) out.pad_token_id = t.pad;
   out.transformers_version = WRITTEN_TRANSFORMERS_VERSION;
   return out;
 }

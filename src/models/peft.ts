@@ -98,6 +98,7 @@ export function readAdapterConfig(dir: string): ResolvedLoraOptions & { file: st
     targetModules: [],
     includeVision: false,
     includeConnector: false,
+    scopes: { vision: [], connector: [] },
     seed: 0,
   };
 }

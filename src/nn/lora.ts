@@ -13,8 +13,22 @@ import { F, Generator, noGrad, rand, type Tensor } from "../torch/index.js";
 import { Linear } from "./linear.js";
 import { Module } from "./module.js";
 
-/** The decoder's projections, PEFT's usual LoRA targets for Llama-style models. */
-export const DEFAULT_LORA_TARGETS: readonly string[] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+/**
+ * Where the vision tower and the connector sit (module path prefixes). A
+ * vision-language model declares them (its `moduleScopes`); their Linear
+ * layers are adapted only when includeVision / includeConnector say so, and
+ * then all of them.
+ */
+export interface LoraScopes {
+  vision?: readonly string[];
+  connector?: readonly string[];
+}
+
+/** What a model may declare for LoRA's defaults (VisionLanguageModel does). */
+interface LoraDefaults {
+  defaultLoraTargets?: readonly string[];
+  moduleScopes?: LoraScopes;
+}
 
 export interface LoraOptions {
   /** Rank r of the update. Default 8. */
@@ -24,14 +38,16 @@ export interface LoraOptions {
   /** Dropout on the adapter's input during training. Default 0.05. */
   dropout?: number;
   /**
-   * Module names (last path component, PEFT's list form) to adapt. Default
-   * DEFAULT_LORA_TARGETS.
+   * Module names (last path component, PEFT's list form) to adapt in the
+   * decoder. Default: the model's defaultLoraTargets.
    */
   targetModules?: readonly string[];
-  /** Also adapt the vision tower's Linear layers named in targetModules (plus out_proj, fc1, fc2). Default false. */
+  /** Also adapt every Linear layer of the vision tower. Default false. */
   includeVision?: boolean;
-  /** Also adapt the connector's projection (modality_projection.proj). Default false. */
+  /** Also adapt every Linear layer of the connector. Default false. */
   includeConnector?: boolean;
+  /** Vision tower / connector prefixes. Default: the model's moduleScopes. */
+  scopes?: LoraScopes;
   /** Seed for A's initialization. Default 0. */
   seed?: number;
 }
@@ -43,17 +59,24 @@ export interface ResolvedLoraOptions {
   targetModules: string[];
   includeVision: boolean;
   includeConnector: boolean;
+  scopes: { vision: readonly string[]; connector: readonly string[] };
   seed: number;
 }
 
-export function resolveLoraOptions(o: LoraOptions = {}): ResolvedLoraOptions {
+/** Fills defaults (from `model`'s declared LoRA defaults where the options are silent) and checks ranges. */
+export function resolveLoraOptions(o: LoraOptions = {}, model?: Module): ResolvedLoraOptions {
+  const declared = (model ?? {}) as LoraDefaults;
+  const targets = o.targetModules ?? declared.defaultLoraTargets;
+  if (!targets) throw new Error("lora: no targetModules given and the model declares no default LoRA targets");
+  const scopes = o.scopes ?? declared.moduleScopes ?? {};
   const r: ResolvedLoraOptions = {
     rank: o.rank ?? 8,
     alpha: o.alpha ?? 16,
     dropout: o.dropout ?? 0.05,
-    targetModules: [...(o.targetModules ?? DEFAULT_LORA_TARGETS)],
+    targetModules: [...targets],
     includeVision: o.includeVision ?? false,
     includeConnector: o.includeConnector ?? false,
+    scopes: { vision: [...(scopes.vision ?? [])], connector: [...(scopes.connector ?? [])] },
     seed: o.seed ?? 0,
   };
   if (!Number.isInteger(r.rank) || r.rank < 1) throw new RangeError(`lora.rank must be a positive integer (got ${r.rank})`);
@@ -63,13 +86,13 @@ export function resolveLoraOptions(o: LoraOptions = {}): ResolvedLoraOptions {
   return r;
 }
 
-const VISION_EXTRA = ["out_proj", "fc1", "fc2"];
+const under = (path: string, prefixes: readonly string[]) => prefixes.some((p) => path === p || path.startsWith(`${p}.`));
 
 /** Whether the Linear at `path` is adapted under these options. */
 export function isLoraTarget(path: string, o: ResolvedLoraOptions): boolean {
   const last = path.slice(path.lastIndexOf(".") + 1);
-  if (path.includes("vision_model")) return o.includeVision && (o.targetModules.includes(last) || VISION_EXTRA.includes(last));
-  if (path.includes("connector")) return o.includeConnector && last === "proj";
+  if (under(path, o.scopes.vision)) return o.includeVision;
+  if (under(path, o.scopes.connector)) return o.includeConnector;
   if (path === "lm_head" || path.endsWith(".lm_head")) return false;
   return o.targetModules.includes(last);
 }
@@ -169,7 +192,7 @@ export function loraModules(model: Module): [string, LoraLinear][] {
  * other parameters, and returns the adapted paths. Throws when nothing matched.
  */
 export function applyLora(model: Module, options: LoraOptions = {}): { paths: string[]; options: ResolvedLoraOptions } {
-  const o = resolveLoraOptions(options);
+  const o = resolveLoraOptions(options, model);
   if (loraModules(model).length) throw new Error("applyLora: the model already has LoRA adapters");
   const targets = model.namedModules().filter(([p, m]) => m instanceof Linear && isLoraTarget(p, o)) as [string, Linear][];
   if (targets.length === 0) {

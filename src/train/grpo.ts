@@ -8,28 +8,30 @@
 // prompt share one vision pass and one prompt KV cache during sampling, and
 // the image features during scoring.
 import path from "node:path";
+import type { RunConfig } from "../config/run_config.js";
+import { loadSplits } from "../data/splits_from_config.js";
 import type { Example } from "../data/types.js";
-import { generate } from "../generate/generate.js";
+import { Progress } from "../io/progress.js";
+import { catImageGrids, catImageInputs } from "../models/vlm.js";
 import { withAdaptersDisabled } from "../nn/lora.js";
+import { collateCompletions, collatePrompts, disposePromptBatch, type PromptBatch } from "../policy/collate.js";
+import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
+import type { Policy } from "../policy/policy.js";
+import { LocalRollout, type RolloutBackend } from "../policy/rollout.js";
 import { buildRewardFunctions, computeRewards, makeRewardContext, type RewardSpec } from "../rewards/registry.js";
 import type { RewardFunction } from "../rewards/types.js";
-import { cat, Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
+import { Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
 import { clipGradNorm } from "../torch/optim/index.js";
 import { resolveResume } from "./checkpoint.js";
-import type { RunConfig } from "./configs.js";
 import { DataCursor } from "./data_order.js";
-import { collateCompletions, collatePrompts, type PromptBatch } from "./encode.js";
 import { entropyFromLogits, groupAdvantages, grpoLoss, selectiveLogProbs } from "./grpo_math.js";
-import { Progress } from "./progress.js";
 import {
   applyThreads,
-  loadPolicy,
-  loadSplits,
+  loadTrainingPolicy,
   makeOptimizer,
   makeScheduler,
   NonFiniteLossError,
   openSinks,
-  type Policy,
   restoreTrainingCheckpoint,
   saveFinalModel,
   saveTrainingCheckpoint,
@@ -67,6 +69,8 @@ export interface GrpoResult {
 /** One generation round: prompts, their completions, rewards and advantages. */
 interface Round {
   examples: Example[];
+  /** The prompts (owning their image handles) and their left-padded batch. */
+  encoded: EncodedPrompt[];
   batch: PromptBatch;
   completions: { promptIndex: number; tokenIds: number[]; text: string; finishReason: string }[];
   rewards: Float64Array;
@@ -122,36 +126,27 @@ class PromptSampler {
   }
 }
 
-async function generateRound(policy: Policy, examples: Example[], cfg: RunConfig, fns: RewardFunction[], sampler: Generator): Promise<Round> {
+async function generateRound(policy: Policy, rollouts: RolloutBackend, examples: Example[], cfg: RunConfig, fns: RewardFunction[], sampler: Generator): Promise<Round> {
   const g = cfg.grpo;
   const encoded = await Promise.all(examples.map((e) => policy.encoder.encodePrompt(e)));
   const batch = collatePrompts(encoded, policy.padTokenId);
-  for (const t of [batch.inputIds, batch.attentionMask, batch.pixelValues]) keep(t);
-  const wasTraining = policy.model.training;
-  policy.model.eval();
-  let result;
+  let completions;
   try {
-    result = generate(
-      policy.model,
-      { inputIds: batch.inputIds, attentionMask: batch.attentionMask, pixelValues: batch.pixelValues, imagesPerPrompt: batch.imagesPerPrompt },
-      {
-        numReturnSequences: g.num_generations,
-        maxNewTokens: g.max_completion_length,
-        temperature: g.temperature,
-        topP: g.top_p,
-        topK: g.top_k,
-        eosTokenIds: policy.encoder.eosTokenIds,
-        padTokenId: policy.padTokenId,
-        decode: (ids) => policy.tokenizer.decode(ids, { skipSpecialTokens: true }),
-        generator: sampler,
-        shareGroup: g.group_sharing,
-        suppressTokenIds: policy.encoder.suppressTokenIds,
-      },
-    );
-  } finally {
-    policy.model.train(wasTraining);
+    completions = await rollouts.rollout({
+      batch,
+      numGenerations: g.num_generations,
+      maxNewTokens: g.max_completion_length,
+      temperature: g.temperature,
+      topP: g.top_p,
+      topK: g.top_k,
+      generator: sampler,
+      groupSharing: g.group_sharing,
+    });
+  } catch (e) {
+    disposePromptBatch(batch);
+    disposeEncoded(encoded);
+    throw e;
   }
-  const completions = result.completions;
   const labels = completions.map((c) => examples[c.promptIndex].labels);
   const ctx = makeRewardContext(
     completions.map((c) => c.text),
@@ -162,6 +157,7 @@ async function generateRound(policy: Policy, examples: Example[], cfg: RunConfig
   const adv = groupAdvantages(totals.total, g.num_generations, g.scale_rewards);
   return {
     examples,
+    encoded,
     batch,
     completions,
     rewards: totals.total,
@@ -174,36 +170,20 @@ async function generateRound(policy: Policy, examples: Example[], cfg: RunConfig
 }
 
 function disposeRound(r: Round): void {
-  r.batch.inputIds.dispose();
-  r.batch.attentionMask.dispose();
-  r.batch.pixelValues.dispose();
+  disposePromptBatch(r.batch);
+  disposeEncoded(r.encoded);
 }
 
-/** Keeps the groups of `rows` (group indices) of a round: a sub-round with its own batch. */
-function subRound(r: Round, groups: number[], G: number): Round {
-  const idx = (gs: number[]) => gs.flatMap((gi) => Array.from({ length: G }, (_, k) => gi * G + k));
-  const rows = idx(groups);
-  const batch = tidy(() => {
-    const sel = tensor(groups, { dtype: "int64" });
-    // Image rows of each kept prompt.
-    const starts: number[] = [];
-    let acc = 0;
-    for (const n of r.batch.imagesPerPrompt) {
-      starts.push(acc);
-      acc += n;
-    }
-    const imgRows = groups.flatMap((gi) => Array.from({ length: r.batch.imagesPerPrompt[gi] }, (_, k) => starts[gi] + k));
-    return {
-      inputIds: keep(r.batch.inputIds.indexSelect(0, sel)),
-      attentionMask: keep(r.batch.attentionMask.indexSelect(0, sel)),
-      pixelValues: keep(r.batch.pixelValues.indexSelect(0, tensor(imgRows, { dtype: "int64" }))),
-      imagesPerPrompt: groups.map((gi) => r.batch.imagesPerPrompt[gi]),
-      promptLengths: groups.map((gi) => r.batch.promptLengths[gi]),
-    };
-  });
+/** Keeps the groups `groups` of a round: a sub-round whose prompts move over (the rest are freed with `r`). */
+function subRound(r: Round, groups: number[], G: number, padId: number): Round {
+  const rows = groups.flatMap((gi) => Array.from({ length: G }, (_, k) => gi * G + k));
+  const encoded = groups.map((gi) => r.encoded[gi]);
+  // The kept prompts' image handles now belong to the sub-round; the dropped ones stay with r.
+  r.encoded = r.encoded.filter((_, i) => !groups.includes(i));
   return {
     examples: groups.map((gi) => r.examples[gi]),
-    batch,
+    encoded,
+    batch: collatePrompts(encoded, padId),
     completions: rows.map((i, j) => ({ ...r.completions[i], promptIndex: Math.floor(j / G) })),
     rewards: Float64Array.from(rows, (i) => r.rewards[i]),
     perFunction: Object.fromEntries(Object.entries(r.perFunction).map(([k, v]) => [k, Float64Array.from(rows, (i) => v[i])])),
@@ -214,24 +194,10 @@ function subRound(r: Round, groups: number[], G: number): Round {
   };
 }
 
-/** Concatenates rounds (their prompt batches are re-collated by left padding). */
+/** Concatenates rounds (their prompts are re-collated into one left-padded batch). */
 function mergeRounds(rounds: Round[], padId: number): Round {
   if (rounds.length === 1) return rounds[0];
-  const batch = tidy(() => {
-    const T = Math.max(...rounds.map((r) => r.batch.inputIds.shape[1]));
-    const pad = (t: Tensor, v: number) => {
-      const extra = T - t.shape[1];
-      if (extra === 0) return t;
-      return cat([tensor(new Array(t.shape[0] * extra).fill(v), { dtype: "int64" }).view(t.shape[0], extra), t], 1);
-    };
-    return {
-      inputIds: keep(cat(rounds.map((r) => pad(r.batch.inputIds, padId)), 0)),
-      attentionMask: keep(cat(rounds.map((r) => pad(r.batch.attentionMask, 0)), 0)),
-      pixelValues: keep(cat(rounds.map((r) => r.batch.pixelValues), 0)),
-      imagesPerPrompt: rounds.flatMap((r) => r.batch.imagesPerPrompt),
-      promptLengths: rounds.flatMap((r) => r.batch.promptLengths),
-    };
-  });
+  const encoded = rounds.flatMap((r) => r.encoded);
   let offset = 0;
   const completions = rounds.flatMap((r) => {
     const out = r.completions.map((c) => ({ ...c, promptIndex: c.promptIndex + offset }));
@@ -242,7 +208,8 @@ function mergeRounds(rounds: Round[], padId: number): Round {
   const names = Object.keys(rounds[0].perFunction);
   const merged: Round = {
     examples: rounds.flatMap((r) => r.examples),
-    batch,
+    encoded,
+    batch: collatePrompts(encoded, padId),
     completions,
     rewards: catF(rounds.map((r) => r.rewards)),
     perFunction: Object.fromEntries(names.map((n) => [n, catF(rounds.map((r) => r.perFunction[n]))])),
@@ -251,7 +218,8 @@ function mergeRounds(rounds: Round[], padId: number): Round {
     parsedOffensive: rounds.flatMap((r) => r.parsedOffensive),
     parseable: rounds.flatMap((r) => r.parseable),
   };
-  for (const r of rounds) disposeRound(r);
+  // The prompts moved into `merged`; only the old batches are freed.
+  for (const r of rounds) disposePromptBatch(r.batch);
   return merged;
 }
 
@@ -264,27 +232,25 @@ function completionLogProbs(policy: Policy, round: Round, rows: number[], temper
   return tidy(() => {
     const comps = rows.map((i) => round.completions[i]);
     const c = collateCompletions(round.batch, comps, policy.padTokenId);
-    // Image features per prompt, then one copy per completion row (imagesPerPrompt is 1 per prompt here, or more: gather their rows).
-    const starts: number[] = [];
-    let acc = 0;
-    for (const n of round.batch.imagesPerPrompt) {
-      starts.push(acc);
-      acc += n;
-    }
+    // Vision features once per prompt, then its image-token rows repeated for each of its completions.
     const usedPrompts = [...new Set(comps.map((x) => x.promptIndex))];
-    const imgRows = usedPrompts.flatMap((p) => Array.from({ length: round.batch.imagesPerPrompt[p] }, (_, k) => starts[p] + k));
-    const feats = policy.model.encodeImages(round.batch.pixelValues.indexSelect(0, tensor(imgRows, { dtype: "int64" })));
-    // Row r's images: the feature rows of its prompt within `feats`.
-    const featStart = new Map<number, number>();
-    let f = 0;
-    for (const p of usedPrompts) {
-      featStart.set(p, f);
-      f += round.batch.imagesPerPrompt[p];
+    const images = catImageInputs(usedPrompts.map((p) => round.batch.images[p]));
+    let imageFeatures: Tensor | undefined;
+    let imageGridThw: Tensor | undefined;
+    if (images) {
+      const feats = policy.model.encodeImageTokens(images); // (sum of image tokens, hidden)
+      const start = new Map<number, number>();
+      let f = 0;
+      for (const p of usedPrompts) {
+        start.set(p, f);
+        f += round.batch.imageTokens[p];
+      }
+      const perRow = comps.flatMap((x) => Array.from({ length: round.batch.imageTokens[x.promptIndex] }, (_, k) => start.get(x.promptIndex)! + k));
+      imageFeatures = feats.indexSelect(0, tensor(perRow, { dtype: "int64", device: feats.device }));
+      imageGridThw = catImageGrids(comps.map((x) => round.batch.images[x.promptIndex]));
     }
-    const perRow = comps.flatMap((x) => Array.from({ length: round.batch.imagesPerPrompt[x.promptIndex] }, (_, k) => featStart.get(x.promptIndex)! + k));
-    const imageFeatures = feats.indexSelect(0, tensor(perRow, { dtype: "int64" }));
     const C = c.completionLength;
-    const logits = policy.model.forward({ inputIds: c.inputIds, attentionMask: c.attentionMask, imageFeatures, logitsToKeep: C + 1 }).logits;
+    const logits = policy.model.forward({ inputIds: c.inputIds, attentionMask: c.attentionMask, imageFeatures, imageGridThw, logitsToKeep: C + 1 }).logits;
     const scaled = logits.narrow(1, 0, C).div(temperature);
     const logProbs = selectiveLogProbs(scaled, c.completionIds);
     let entropy: number | null = null;
@@ -306,10 +272,11 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
   const g = cfg.grpo;
   const runDir = cfg.output_dir;
   writeResolvedConfig(runDir, cfg, "grpo");
-  const splits = await loadSplits(cfg, log);
+  const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`grpo: the train split of ${cfg.data.path} is empty`);
   const fns = await buildRewardFunctions(g.rewards as RewardSpec[], { configDir: opts.configDir });
-  const policy = await loadPolicy(cfg, cfg.model, { train: true, freezeVision: true });
+  const policy = await loadTrainingPolicy(cfg, { freezeVision: true });
+  const rollouts: RolloutBackend = new LocalRollout(policy);
   if (g.beta > 0 && !policy.lora) throw new Error("grpo: beta > 0 needs LoRA (lora.enabled: true): the reference policy is the base weights with the adapters switched off");
   const optimizer = makeOptimizer(policy.trainable, g.lr, g.weight_decay);
   const scheduler = makeScheduler(optimizer, g.schedule, g.steps, g.warmup_ratio);
@@ -339,17 +306,22 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
     while (step < g.steps) {
       const t0 = performance.now();
       // ---- generation (with zero-variance handling) ------------------------------
-      let round = await generateRound(policy, sampler.take(g.prompts_per_step), cfg, fns, samplerGen);
+      let round = await generateRound(policy, rollouts, sampler.take(g.prompts_per_step), cfg, fns, samplerGen);
       const firstZeroVar = round.zeroVariance.filter(Boolean).length / round.zeroVariance.length;
       if (g.zero_variance === "resample") {
         let attempts = 0;
         while (round.zeroVariance.some(Boolean) && attempts++ < g.resample_attempts) {
           const keepGroups = round.zeroVariance.map((z, i) => (z ? -1 : i)).filter((i) => i >= 0);
           const missing = g.prompts_per_step - keepGroups.length;
-          const extra = await generateRound(policy, sampler.take(missing), cfg, fns, samplerGen);
-          const kept = subRound(round, keepGroups, G);
-          disposeRound(round);
-          round = mergeRounds([kept, extra], policy.padTokenId);
+          const extra = await generateRound(policy, rollouts, sampler.take(missing), cfg, fns, samplerGen);
+          if (keepGroups.length === 0) {
+            disposeRound(round);
+            round = extra;
+          } else {
+            const kept = subRound(round, keepGroups, G, policy.padTokenId);
+            disposeRound(round);
+            round = mergeRounds([kept, extra], policy.padTokenId);
+          }
         }
       }
       const genSeconds = (performance.now() - t0) / 1000;

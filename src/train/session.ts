@@ -1,129 +1,31 @@
-// What SFT and GRPO share: loading the policy (model, tokenizer, image
-// processor, LoRA), the data splits, optimizer and schedule, checkpoints with
-// exact resume, the final model folder, metric sinks and Ctrl-C handling.
+// What SFT and GRPO share: loading the policy for training, optimizer and
+// schedule, checkpoints with exact resume, the final model folder, metric
+// sinks and Ctrl-C handling.
 import fs from "node:fs";
 import path from "node:path";
 import { dumpConfig } from "../config/load.js";
-import { resolvePromptConfig, type PromptConfig } from "../data/prompt.js";
-import { assignSplits, examplesOfSplit, formatBadRows, loadDataset } from "../data/index.js";
-import type { Example } from "../data/types.js";
+import { policyOptions } from "../config/policy_options.js";
+import type { RunConfig } from "../config/run_config.js";
 import { writeTextFileAtomic } from "../io/atomic.js";
-import { readProcessorConfig } from "../io/image_processor_config.js";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.js";
-import { HFTokenizer } from "../io/tokenizer.js";
-import { Idefics3ForConditionalGeneration } from "../models/idefics3.js";
-import { loadPretrained, loadWeights, savePretrained } from "../models/load.js";
+import { JsonlSink } from "../io/sinks/jsonl.js";
+import { type MetricSink, MultiSink } from "../io/sinks/multi.js";
+import { TensorBoardSink } from "../io/sinks/tensorboard.js";
+import { loadWeights, savePretrained } from "../models/load.js";
 import { saveAdapter } from "../models/peft.js";
-import { applyLora, loraModules, mergeAdapters, unmergeAdapters } from "../nn/lora.js";
+import { loraModules, mergeAdapters, unmergeAdapters } from "../nn/lora.js";
+import { loadPolicy, type Policy } from "../policy/policy.js";
 import { dispose, type Generator, getRngState, manualSeed, noGrad, setNumThreads, setRngState, type Tensor } from "../torch/index.js";
 import { AdamW, LRScheduler } from "../torch/optim/index.js";
 import { type CheckpointRef, readJson, saveCheckpoint } from "./checkpoint.js";
-import type { RunConfig } from "./configs.js";
-import { PromptEncoder } from "./encode.js";
-import { JsonlSink } from "./sinks/jsonl.js";
-import { type MetricSink, MultiSink } from "./sinks/multi.js";
-import { TensorBoardSink } from "./sinks/tensorboard.js";
-
-export interface Policy {
-  model: Idefics3ForConditionalGeneration;
-  tokenizer: HFTokenizer;
-  encoder: PromptEncoder;
-  prompt: PromptConfig;
-  modelDir: string;
-  /** LoRA adapters are trained (else full fine-tuning). */
-  lora: boolean;
-  /** The parameters the optimizer updates. */
-  trainable: Tensor[];
-  padTokenId: number;
-  dispose(): void;
-}
 
 export function applyThreads(cfg: RunConfig): void {
   if (cfg.threads) setNumThreads(cfg.threads);
 }
 
-/** Loads the model folder and prepares it for training (LoRA or full, frozen vision). */
-export async function loadPolicy(cfg: RunConfig, modelDir: string, opts: { train: boolean; freezeVision?: boolean; lora?: boolean } = { train: true }): Promise<Policy> {
-  if (!modelDir) throw new Error("no model folder given (config key `model` or --model)");
-  if (!fs.existsSync(path.join(modelDir, "config.json"))) throw new Error(`model folder ${modelDir} has no config.json`);
-  const { model } = await loadPretrained(modelDir, { dtype: cfg.dtype, device: cfg.device as never });
-  if (!(model instanceof Idefics3ForConditionalGeneration)) {
-    model.dispose();
-    throw new Error(`${modelDir}: vlm-grpo trains vision-language models (model_type idefics3); this folder holds a text-only model`);
-  }
-  const tokenizer = await HFTokenizer.fromDir(modelDir);
-  const processor = readProcessorConfig(modelDir);
-  const prompt = resolvePromptConfig({
-    systemPrompt: cfg.prompt.system_prompt,
-    userPrompt: cfg.prompt.user_prompt,
-    categories: cfg.data.categories,
-    allowThink: cfg.prompt.allow_think,
-  });
-  const encoder = new PromptEncoder({ tokenizer, processor, imageSeqLen: model.config.imageSeqLen, prompt });
-  const useLora = opts.train && (opts.lora ?? cfg.lora.enabled);
-  if (useLora) {
-    applyLora(model, {
-      rank: cfg.lora.rank,
-      alpha: cfg.lora.alpha,
-      dropout: cfg.lora.dropout,
-      targetModules: cfg.lora.target_modules,
-      includeVision: cfg.lora.include_vision,
-      includeConnector: cfg.lora.include_connector,
-      seed: cfg.seed,
-    });
-  } else if (opts.train) {
-    model.requiresGrad_(true);
-    if (opts.freezeVision) model.model.vision_model.requiresGrad_(false);
-  } else {
-    model.requiresGrad_(false);
-  }
-  model.train(opts.train);
-  const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId;
-  if (padTokenId === undefined) throw new Error(`${modelDir}: the tokenizer has neither a pad nor an EOS token`);
-  return {
-    model,
-    tokenizer,
-    encoder,
-    prompt,
-    modelDir,
-    lora: useLora,
-    trainable: opts.train ? model.parameters().filter((t) => t.requiresGrad) : [],
-    padTokenId,
-    dispose() {
-      encoder.dispose();
-      model.dispose();
-    },
-  };
-}
-
-export interface Splits {
-  train: Example[];
-  val: Example[];
-  test: Example[];
-  categories: string[];
-  dropped: number;
-}
-
-/** Loads and validates the dataset and cuts the stratified splits. */
-export async function loadSplits(cfg: RunConfig, log: (line: string) => void = () => {}): Promise<Splits> {
-  if (!cfg.data.path) throw new Error("no dataset given (config key data.path or --data.path)");
-  const ds = await loadDataset(cfg.data.path, {
-    categories: cfg.data.categories,
-    onBadRow: cfg.data.on_bad_row,
-    format: cfg.data.format,
-  });
-  if (ds.dropped.length) {
-    log(`data: skipped ${ds.dropped.length} bad row(s):\n${formatBadRows(ds.dropped)}`);
-  }
-  const fr = { train: Math.max(0, 1 - cfg.data.val_fraction - cfg.data.test_fraction), val: cfg.data.val_fraction, test: cfg.data.test_fraction };
-  const withSplits = assignSplits(ds.examples, { seed: cfg.data.split_seed, fractions: fr });
-  return {
-    train: examplesOfSplit(withSplits, "train"),
-    val: examplesOfSplit(withSplits, "val"),
-    test: examplesOfSplit(withSplits, "test"),
-    categories: [...cfg.data.categories],
-    dropped: ds.dropped.length,
-  };
+/** The run config's model, prepared for training (LoRA or full fine-tuning as cfg.lora says). */
+export async function loadTrainingPolicy(cfg: RunConfig, opts: { freezeVision?: boolean } = {}): Promise<Policy> {
+  return loadPolicy(policyOptions(cfg, { train: true, freezeVision: opts.freezeVision }));
 }
 
 export function makeOptimizer(params: Tensor[], lr: number, weightDecay: number): AdamW {

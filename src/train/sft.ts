@@ -3,23 +3,25 @@
 // and the end-of-turn token), averaged over all target tokens of an optimizer
 // step (so gradient accumulation equals one big batch).
 import path from "node:path";
+import type { RunConfig } from "../config/run_config.js";
+import { loadSplits } from "../data/splits_from_config.js";
 import type { Example } from "../data/types.js";
+import { Progress } from "../io/progress.js";
+import { disposeImageInputs } from "../models/vlm.js";
+import { collateSft, IGNORE_INDEX } from "../policy/collate.js";
+import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
+import type { Policy } from "../policy/policy.js";
 import { F, noGrad, tidy } from "../torch/index.js";
 import { clipGradNorm } from "../torch/optim/index.js";
 import { resolveResume } from "./checkpoint.js";
-import type { RunConfig } from "./configs.js";
 import { DataCursor } from "./data_order.js";
-import { collateSft, IGNORE_INDEX } from "./encode.js";
-import { Progress } from "./progress.js";
 import {
   applyThreads,
-  loadPolicy,
-  loadSplits,
+  loadTrainingPolicy,
   makeOptimizer,
   makeScheduler,
   NonFiniteLossError,
   openSinks,
-  type Policy,
   restoreTrainingCheckpoint,
   saveFinalModel,
   saveTrainingCheckpoint,
@@ -51,12 +53,12 @@ export interface SftResult {
 }
 
 /** Mean target-token cross-entropy of a micro-batch's logits, summed (divide by the step's token count). */
-function sumTokenLoss(policy: Policy, examples: Example[], encoded: Awaited<ReturnType<Policy["encoder"]["encodePrompt"]>>[], divisor: number) {
+function sumTokenLoss(policy: Policy, examples: Example[], encoded: EncodedPrompt[], divisor: number) {
   const targets = examples.map((e) => policy.encoder.targetIds(e.labels));
   const batch = collateSft(encoded, targets, policy.padTokenId);
   try {
     return tidy(() => {
-      const logits = policy.model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, pixelValues: batch.pixelValues }).logits;
+      const logits = policy.model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, ...(batch.images ?? {}) }).logits;
       const [b, t, v] = logits.shape;
       const shifted = logits.narrow(1, 0, t - 1).reshape(b * (t - 1), v);
       const labels = batch.labels.narrow(1, 1, t - 1).reshape(b * (t - 1));
@@ -66,7 +68,7 @@ function sumTokenLoss(policy: Policy, examples: Example[], encoded: Awaited<Retu
     batch.inputIds.dispose();
     batch.attentionMask.dispose();
     batch.labels.dispose();
-    batch.pixelValues.dispose();
+    disposeImageInputs(batch.images);
   }
 }
 
@@ -89,6 +91,7 @@ export async function validationLoss(policy: Policy, examples: Example[], microB
         t.dispose();
         return v;
       });
+      disposeEncoded(enc);
       total += l;
       tokens += n;
     }
@@ -104,10 +107,10 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
   seedEverything(cfg.seed);
   const runDir = cfg.output_dir;
   writeResolvedConfig(runDir, cfg, "sft");
-  const splits = await loadSplits(cfg, log);
+  const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`sft: the train split of ${cfg.data.path} is empty`);
   const sc = cfg.sft;
-  const policy = await loadPolicy(cfg, cfg.model, { train: true, freezeVision: sc.freeze_vision });
+  const policy = await loadTrainingPolicy(cfg, { freezeVision: sc.freeze_vision });
   const perStep = sc.micro_batch_size * sc.grad_accum;
   const totalSteps = sc.max_steps > 0 ? sc.max_steps : Math.max(1, Math.ceil((sc.epochs * splits.train.length) / perStep));
   const optimizer = makeOptimizer(policy.trainable, sc.lr, sc.weight_decay);
@@ -144,6 +147,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
         const chunk = examples.slice(m * sc.micro_batch_size, (m + 1) * sc.micro_batch_size);
         const enc = await Promise.all(chunk.map((e) => policy.encoder.encodePrompt(e)));
         const loss = sumTokenLoss(policy, chunk, enc, tokenCount);
+        disposeEncoded(enc);
         lossSum += loss.item() as number;
         loss.backward();
         loss.dispose();

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type CausalLMForwardInputs, generate, type GenerationCache, type GenerativeModel, positionsFromMask } from "../../src/generate/index.js";
+import type { ImageInputs } from "../../src/models/index.js";
 import { F, liveTensors, type Tensor, tensor, tidy } from "../../src/torch/index.js";
 
 const V = 16;
@@ -36,9 +37,9 @@ class CountingModel implements GenerativeModel {
   newCache(): GenerationCache {
     return new FakeCache(this.log);
   }
-  encodeImages(pixelValues: Tensor): Tensor {
-    this.imageCalls += pixelValues.shape[0];
-    return pixelValues.flatten(1).unsqueeze(1);
+  encodeImageTokens(images: ImageInputs): Tensor {
+    this.imageCalls += images.pixelValues.shape[0];
+    return images.pixelValues;
   }
 }
 
@@ -70,7 +71,7 @@ test("maxNewTokens and stop strings", () => {
 
 test("group sharing: one prefill per prompt, same greedy results as repeating prompts", () => {
   tidy(() => {
-    const inputs = { inputIds: tensor([[0, 1], [5, 7]], { dtype: "int64" }), attentionMask: tensor([[0, 1], [1, 1]], { dtype: "int64" }), pixelValues: tensor([[1, 2], [3, 4]]) };
+    const inputs = { inputIds: tensor([[0, 1], [5, 7]], { dtype: "int64" }), attentionMask: tensor([[0, 1], [1, 1]], { dtype: "int64" }), images: [{ pixelValues: tensor([[1, 2]]) }, { pixelValues: tensor([[3, 4]]) }] };
     const shared = new CountingModel();
     const a = generate(shared, inputs, { eosTokenIds: [11], padTokenId: 0, maxNewTokens: 5, doSample: false, numReturnSequences: 3 });
     const plain = new CountingModel();

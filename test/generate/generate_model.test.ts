@@ -9,27 +9,37 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { generate } from "../../src/generate/index.js";
 import { loadPretrained } from "../../src/models/load.js";
-import type { Idefics3ForConditionalGeneration } from "../../src/models/idefics3.js";
+import type { Idefics3ForConditionalGeneration, ImageInputs } from "../../src/models/index.js";
 import { keep, type Tensor, tensor } from "../../src/torch/index.js";
 
 const DIR = fileURLToPath(new URL("../../../test/fixtures/models/tiny-idefics3", import.meta.url));
 let model: Idefics3ForConditionalGeneration;
-let inputs: { inputIds: Tensor; attentionMask: Tensor; pixelValues: Tensor };
+let inputs: { inputIds: Tensor; attentionMask: Tensor; images: ImageInputs[] };
+let pixels: Tensor;
 const greedy = JSON.parse(fs.readFileSync(path.join(DIR, "greedy.json"), "utf8")) as { new_tokens: number; suppressed: number[]; token_ids: number[][] };
 
 before(async () => {
   model = (await loadPretrained(DIR)).model as Idefics3ForConditionalGeneration;
   model.eval();
   const raw = JSON.parse(fs.readFileSync(path.join(DIR, "inputs.json"), "utf8"));
-  inputs = {
-    inputIds: keep(tensor(raw.input_ids, { dtype: "int64" })),
-    attentionMask: keep(tensor(raw.attention_mask, { dtype: "int64" })),
-    pixelValues: keep(tensor(Float32Array.from(raw.pixel_values), { shape: raw.pixel_shape })),
-  };
+  const inputIds = keep(tensor(raw.input_ids, { dtype: "int64" }));
+  pixels = keep(tensor(Float32Array.from(raw.pixel_values), { shape: raw.pixel_shape }));
+  // Each prompt's images: its <image> tokens / tokens per image, in row order.
+  const perRow = (inputIds.eq(model.imageTokenId).sum(1).toFlatArray() as number[]).map((n) => n / model.config.imageSeqLen);
+  let start = 0;
+  const images = perRow.map((n) => {
+    const img = { pixelValues: keep(pixels.narrow(0, start, n)) };
+    start += n;
+    return img;
+  });
+  inputs = { inputIds, attentionMask: keep(tensor(raw.attention_mask, { dtype: "int64" })), images };
 });
 after(() => {
   model.dispose();
-  for (const t of Object.values(inputs)) t.dispose();
+  inputs.inputIds.dispose();
+  inputs.attentionMask.dispose();
+  for (const i of inputs.images) i.pixelValues.dispose();
+  pixels.dispose();
 });
 
 test("greedy generation with the KV cache matches the PyTorch reference token for token", () => {
@@ -49,9 +59,7 @@ test("sampling is reproducible under a seed, and group sharing equals per-comple
   const ids = (r: typeof a) => r.completions.map((x) => x.tokenIds);
   assert.deepEqual(ids(a), ids(b));
   assert.notDeepEqual(ids(a), ids(c));
-  // Images per prompt: <image> tokens per row / tokens per image.
-  const perRow = (inputs.inputIds.eq(model.imageTokenId).sum(1).toFlatArray() as number[]).map((n) => n / model.config.imageSeqLen);
-  const unshared = generate(model, { ...inputs, imagesPerPrompt: perRow }, { ...opts, seed: 5, shareGroup: false });
+  const unshared = generate(model, inputs, { ...opts, seed: 5, shareGroup: false });
   assert.deepEqual(ids(unshared), ids(a));
   a.completions.forEach((x, i) => x.logProbs.forEach((lp, j) => assert.ok(Math.abs(lp - unshared.completions[i].logProbs[j]) < 1e-4, `log-prob ${i}.${j}`)));
   assert.equal(a.forwardPasses, 6);

@@ -9,7 +9,6 @@ import {
   buildModel,
   type Idefics3Config,
   initModel,
-  type InitModelWriters,
   type LlamaConfig,
   loadPretrained,
   presetConfig,
@@ -18,6 +17,7 @@ import {
   resolveLlamaConfig,
   ropeInvFreq,
 } from "../../src/models/index.js";
+import { HFTokenizer } from "../../src/io/tokenizer.js";
 import { noGrad, randn, tensor, tidy } from "../../src/torch/index.js";
 import { tempDir, TOKENS } from "./helpers.js";
 
@@ -153,38 +153,26 @@ describe("presets", () => {
 });
 
 describe("initModel", () => {
-  /** The real writers when present; a minimal processor writer stands in while src/io/image_processor_config.ts is missing. */
-  async function writers(): Promise<Partial<InitModelWriters>> {
-    try {
-      await import("../../src/io/image_processor_config.js" as string);
-      return {};
-    } catch {
-      return {
-        writeProcessorFiles: async (d, o) => {
-          fs.writeFileSync(path.join(d, "preprocessor_config.json"), JSON.stringify({ max_image_size: { longest_edge: o.imageSize }, image_seq_len: o.imageSeqLen, do_image_splitting: o.doImageSplitting }));
-        },
-      };
-    }
-  }
-
   test("tiny idefics3: a complete folder that loads, with the tokenizer's ids in the config", async () => {
     const out = path.join(dir, "tiny-init");
-    const res = await initModel({ arch: "idefics3", preset: "tiny", outDir: out, seed: 3, writers: await writers() });
+    const res = await initModel({ arch: "idefics3", preset: "tiny", outDir: out, seed: 3 });
     const names = fs.readdirSync(out);
     for (const f of ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"]) {
       assert.ok(names.includes(f), `${f} missing: ${names.join(", ")}`);
     }
     const c = res.config as Idefics3Config;
-    assert.equal(c.text.vocabSize, res.tokenizer.vocabSize);
-    assert.equal(c.imageTokenId, res.tokenizer.specialTokenIds["<image>"]);
-    assert.equal(c.text.eosTokenId, res.tokenizer.eosTokenId);
+    const tok = await HFTokenizer.fromDir(out);
+    assert.equal(c.text.vocabSize, res.vocabSize);
+    assert.equal(c.text.vocabSize, tok.vocabSize);
+    assert.equal(c.imageTokenId, tok.tokenToId("<image>"));
+    assert.equal(c.text.eosTokenId, tok.eosTokenId);
     const gen = JSON.parse(fs.readFileSync(path.join(out, "generation_config.json"), "utf8"));
-    assert.equal(gen.eos_token_id, res.tokenizer.eosTokenId);
+    assert.equal(gen.eos_token_id, tok.eosTokenId);
     const { model } = await loadPretrained(out);
     assert.equal(model.numParameters(), res.numParameters);
     // same seed, same weights
     const again = path.join(dir, "tiny-init-2");
-    await initModel({ arch: "idefics3", preset: "tiny", outDir: again, seed: 3, writers: await writers() });
+    await initModel({ arch: "idefics3", preset: "tiny", outDir: again, seed: 3 });
     assert.ok(fs.readFileSync(path.join(out, "model.safetensors")).equals(fs.readFileSync(path.join(again, "model.safetensors"))));
     // it runs: one image's worth of <image> tokens
     const L = c.imageSeqLen;
@@ -201,7 +189,7 @@ describe("initModel", () => {
 
   test("tiny llama: no processor files; tied weights stored once", async () => {
     const out = path.join(dir, "tiny-llama-init");
-    const res = await initModel({ arch: "llama", preset: "tiny", outDir: out, writers: await writers() });
+    const res = await initModel({ arch: "llama", preset: "tiny", outDir: out });
     assert.ok(!fs.readdirSync(out).includes("preprocessor_config.json"));
     const { model } = await loadPretrained(out);
     assert.equal(model.numParameters(), res.numParameters);

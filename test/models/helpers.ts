@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { after } from "node:test";
 
-import { buildModel, initWeights, type ModelConfig, presetConfig, type PretrainedModel, type PresetName } from "../../src/models/index.js";
+import { buildModel, type Idefics3Config, type Idefics3PresetName, initWeights, type LlamaConfig, presetConfig, type PretrainedModel } from "../../src/models/index.js";
 import type { DType } from "../../src/torch/index.js";
 
 export const VOCAB = 96;
@@ -12,7 +12,10 @@ export const IMAGE_TOKEN = 90;
 export const TOKENS = { vocabSize: VOCAB, bosTokenId: 1, eosTokenId: 2, padTokenId: 0, imageTokenId: IMAGE_TOKEN };
 
 /** A preset's config with a small fixed vocabulary (no tokenizer needed). */
-export function testConfig(arch: "idefics3" | "llama", preset: PresetName = "tiny"): ModelConfig {
+/** The configs these tests build (a family's own type, narrowed by modelType). */
+export type ModelConfig = Idefics3Config | LlamaConfig;
+
+export function testConfig(arch: "idefics3" | "llama", preset: Idefics3PresetName = "tiny"): ModelConfig {
   return presetConfig(arch, preset, TOKENS);
 }
 

@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import { buildModel, initWeights } from "../../src/models/index.js";
 import type { Tensor } from "../../src/torch/index.js";
 import { testConfig } from "./helpers.js";
+import type { Idefics3Config } from "../../src/models/index.js";
 
 function stats(t: Tensor): { mean: number; std: number; min: number; max: number } {
   const x = Array.from(t.toFlatArray() as ArrayLike<number>);
@@ -29,7 +30,7 @@ function near(actual: number, expected: number, rel: number, what: string): void
   assert.ok(Math.abs(actual - expected) <= rel * expected, `${what}: ${actual} not within ${rel * 100}% of ${expected}`);
 }
 
-const config = testConfig("idefics3", "small");
+const config = testConfig("idefics3", "small") as Idefics3Config;
 
 function params(vision?: "siglip", seed = 0): Map<string, Tensor> {
   const m = buildModel(config, { dtype: "float32" });

@@ -2,7 +2,7 @@
 // completions with positive advantage and lowers the negative ones.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { collateCompletions, type PromptBatch } from "../../src/train/encode.js";
+import { collateCompletions, type PromptBatch } from "../../src/policy/collate.js";
 import { groupAdvantages, grpoLoss, selectiveLogProbs } from "../../src/train/grpo_math.js";
 import { generate } from "../../src/generate/generate.js";
 import { SGD } from "../../src/torch/optim/index.js";
@@ -17,8 +17,8 @@ test("a GRPO step moves sequence log-probs in the direction of the advantages", 
   const prompt: PromptBatch = tidy(() => ({
     inputIds: tensor([[1, 7, 9, 4, 12]], { dtype: "int64" }),
     attentionMask: tensor([[1, 1, 1, 1, 1]], { dtype: "int64" }),
-    pixelValues: tensor([0]),
-    imagesPerPrompt: [0],
+    images: [null],
+    imageTokens: [0],
     promptLengths: [5],
   }));
   const G = 6;
@@ -59,7 +59,6 @@ test("a GRPO step moves sequence log-probs in the direction of the advantages", 
   opt.dispose();
   prompt.inputIds.dispose();
   prompt.attentionMask.dispose();
-  prompt.pixelValues.dispose();
   assert.equal(liveTensors(), before);
   model.dispose();
 });

@@ -13,7 +13,7 @@ import { loadSafetensors } from "../../src/io/safetensors.js";
 import { initModel } from "../../src/models/init_model.js";
 import { SafetensorsFolder } from "../../src/io/safetensors.js";
 import { dispose } from "../../src/torch/index.js";
-import { type RunConfig, runConfigSchema } from "../../src/train/configs.js";
+import { type RunConfig, runConfigSchema } from "../../src/config/run_config.js";
 import { runGrpo } from "../../src/train/grpo.js";
 import { runSft } from "../../src/train/sft.js";
 

@@ -1,12 +1,12 @@
 // `vlm-grpo data check PATH` and `vlm-grpo data synth --out DIR`.
 import { runDataCheck } from "../../data/check.js";
-import { runDataSynth } from "../../data/synth/writer.js";
+import { runDataSynth, SYNTH_DEFAULTS } from "../../data/synth/writer.js";
 import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
 
 const USAGE = `usage:
   vlm-grpo data check PATH [--categories nudity,weapons] [--on-bad-row fail|skip] [--format auto|jsonl|csv|folder|parquet]
       counts per class and split, image size stats, and every bad row
-  vlm-grpo data synth --out DIR [--n 600] [--offensive-rate 0.3] [--seed 0] [--image-size 96] [--hard-fraction 0.2] [--overwrite]
+  vlm-grpo data synth --out DIR [--n ${SYNTH_DEFAULTS.n}] [--offensive-rate ${SYNTH_DEFAULTS.offensiveRate}] [--seed 0] [--image-size ${SYNTH_DEFAULTS.imageSize}] [--hard-fraction ${SYNTH_DEFAULTS.hardFraction}] [--overwrite]
       writes the procedural demo set (a stand-in for real data, see its README.md)`;
 
 export async function dataCommand(argv: readonly string[]): Promise<number> {
@@ -34,11 +34,11 @@ export async function dataCommand(argv: readonly string[]): Promise<number> {
     if (!out) throw new UsageError(`data synth: --out DIR is required\n${USAGE}`);
     await runDataSynth({
       outDir: out,
-      n: numberFlag(p, "n", 600, { int: true, min: 1 }),
-      offensiveRate: numberFlag(p, "offensive-rate", 0.3, { min: 0, max: 1 }),
+      n: numberFlag(p, "n", SYNTH_DEFAULTS.n, { int: true, min: 1 }),
+      offensiveRate: numberFlag(p, "offensive-rate", SYNTH_DEFAULTS.offensiveRate, { min: 0, max: 1 }),
       seed: numberFlag(p, "seed", 0, { int: true }),
-      imageSize: numberFlag(p, "image-size", 96, { int: true, min: 16 }),
-      hardFraction: numberFlag(p, "hard-fraction", 0.2, { min: 0, max: 1 }),
+      imageSize: numberFlag(p, "image-size", SYNTH_DEFAULTS.imageSize, { int: true, min: 16 }),
+      hardFraction: numberFlag(p, "hard-fraction", SYNTH_DEFAULTS.hardFraction, { min: 0, max: 1 }),
       overwrite: has(p, "overwrite"),
     });
     return 0;

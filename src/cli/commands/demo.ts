@@ -6,64 +6,42 @@
 // ways) so the table shows what the asymmetric reward buys.
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadConfig } from "../../config/load.js";
 import { validate } from "../../config/schema.js";
 import { runDataSynth } from "../../data/synth/writer.js";
 import { type EvalTarget, runEvaluation } from "../../eval/run_eval.js";
 import type { TrainingChart } from "../../eval/report.js";
+import { type RunConfig, runConfigSchema } from "../../config/run_config.js";
+import { loadSplits } from "../../data/splits_from_config.js";
+import { readJsonl } from "../../io/sinks/jsonl.js";
 import { initModel } from "../../models/init_model.js";
-import type { PresetName } from "../../models/presets.js";
-import { type RunConfig, runConfigSchema } from "../../train/configs.js";
 import { runGrpo } from "../../train/grpo.js";
-import { loadSplits } from "../../train/session.js";
 import { runSft } from "../../train/sft.js";
-import { readJsonl } from "../../train/sinks/jsonl.js";
 import { writeTextFileAtomic } from "../../io/atomic.js";
-import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
+import { flag, has, parseArgs, UsageError } from "../args.js";
 
-/** The demo's embedded defaults (configs/demo.yaml holds the same values). */
-export const DEMO_DEFAULTS = {
-  synth: { n: 1600, offensiveRate: 0.3, imageSize: 64, hardFraction: 0.2 },
-  preset: "tiny" as PresetName,
-  /**
-   * A from-scratch init that learns from the image within the demo's budget:
-   * SigLIP's own scheme for the vision tower and std 0.08 for the rest. With
-   * HF Idefics3's N(0, 0.02^2) everywhere, the same SFT stays at the class
-   * prior (validation ROC AUC 0.5-0.67 against 0.73 with this init, seeds 0
-   * and 1; see the closing note of the pipeline issue).
-   */
-  visionInit: "siglip" as const,
-  initializerRange: 0.08,
-  config: {
-    data: { categories: ["nudity", "weapons"], val_fraction: 0.1, test_fraction: 0.15 },
-    prompt: { system_prompt: "", user_prompt: "Categories: {categories}. Answer <answer>...</answer>." },
-    lora: { enabled: false },
-    sft: { epochs: 8, micro_batch_size: 8, grad_accum: 1, lr: 2e-3, weight_decay: 0, schedule: "cosine", warmup_ratio: 0.05, freeze_vision: false, log_every: 10, eval_examples: 64 },
-    grpo: {
-      steps: 60,
-      prompts_per_step: 4,
-      num_generations: 8,
-      temperature: 1,
-      max_completion_length: 12,
-      lr: 5e-5,
-      beta: 0,
-      loss_type: "dapo",
-      scale_rewards: "batch",
-      stratify: true,
-      zero_variance: "resample",
-      resample_attempts: 1,
-      log_every: 5,
-      rewards: [{ name: "recall" }, { name: "format" }],
-    },
-    eval: { batch_size: 16, max_new_tokens: 12, report: true },
-  },
-};
+/** The demo's values: configs/demo.yaml of this package (every value the demo changes from the schema's defaults). */
+export const DEMO_CONFIG_FILE = fileURLToPath(new URL("../../../../configs/demo.yaml", import.meta.url));
+
+/** The demo's resolved config: its YAML file plus overrides (dotted keys, as every command takes them). */
+export function loadDemoConfig(file = DEMO_CONFIG_FILE, overrides: readonly string[] = []): RunConfig {
+  return loadConfig(runConfigSchema, { file, overrides });
+}
 
 const SYMMETRIC_REWARD = { name: "recall", options: { truePositive: 1, falseNegative: -1, falsePositive: -1, trueNegative: 1 } };
 
-const USAGE = `usage: vlm-grpo demo [--out DIR] [--seed S] [--ablation symmetric] [--n N] [--sft-epochs E] [--grpo-steps N] [--preset tiny|small] [--unblur]
+const USAGE = `usage: vlm-grpo demo [--out DIR] [--seed S] [--ablation symmetric] [--n N] [--sft-epochs E] [--grpo-steps N] [--arch A] [--preset P] [--unblur]
+                     [--config FILE] [--section.key VALUE ...]
 Runs the whole pipeline on a synthetic stand-in dataset with a small randomly
-initialized SmolVLM-architecture model: synth data, SFT warm-up, GRPO with the
-recall-first reward, and an evaluation of base, SFT and GRPO side by side.`;
+initialized model: synth data, SFT warm-up, GRPO with the recall-first reward,
+and an evaluation of base, SFT and GRPO side by side. Its values are
+configs/demo.yaml (--config to use another file); any key can be overridden
+with a dotted flag (--grpo.lr 1e-4); the short flags are aliases:
+  --seed S        --seed (data, init, training)     --n N          --demo.images
+  --sft-epochs E  --sft.epochs                      --grpo-steps N --grpo.steps
+  --arch A        --demo.arch                       --preset P     --demo.preset
+  --unblur        --eval.unblur true`;
 
 function chartsFrom(runs: { name: string; file: string }[], metric: string, title: string): TrainingChart | null {
   const series = runs
@@ -73,53 +51,59 @@ function chartsFrom(runs: { name: string; file: string }[], metric: string, titl
   return series.length ? { title, series, xLabel: "step", yLabel: metric } : null;
 }
 
+/** The short flags, as the dotted overrides they stand for. */
+const ALIASES: Record<string, string> = { seed: "seed", n: "demo.images", "sft-epochs": "sft.epochs", "grpo-steps": "grpo.steps", arch: "demo.arch", preset: "demo.preset" };
+
 export async function demoCommand(argv: readonly string[]): Promise<number> {
-  const p = parseArgs(argv, {
-    out: { value: true },
-    seed: { value: true },
-    ablation: { value: true },
-    n: { value: true },
-    "sft-epochs": { value: true },
-    "grpo-steps": { value: true },
-    preset: { value: true },
-    unblur: { value: false },
-    help: { value: false },
-  });
+  const p = parseArgs(
+    argv,
+    {
+      out: { value: true },
+      config: { value: true },
+      ablation: { value: true },
+      unblur: { value: false },
+      help: { value: false },
+      ...Object.fromEntries(Object.keys(ALIASES).map((k) => [k, { value: true }])),
+    },
+    { allowOverrides: true },
+  );
   if (has(p, "help")) {
     console.log(USAGE);
     return 0;
   }
+  if (p.positionals.length) throw new UsageError(`unexpected argument '${p.positionals[0]}' (options start with --)`);
   const ablation = flag(p, "ablation");
   if (ablation !== undefined && ablation !== "symmetric") throw new UsageError(`--ablation: the only ablation is 'symmetric', got '${ablation}'`);
+  const overrides = [...p.overrides];
+  for (const [f, key] of Object.entries(ALIASES)) {
+    const v = flag(p, f);
+    if (v !== undefined) overrides.push(`--${key}`, v);
+  }
+  if (has(p, "unblur")) overrides.push("--eval.unblur", "true");
+  const base = loadDemoConfig(flag(p, "config") ?? DEMO_CONFIG_FILE, overrides);
+  const d = base.demo;
   const out = path.resolve(flag(p, "out") ?? "runs/demo");
-  const seed = numberFlag(p, "seed", 0, { int: true });
-  const preset = (flag(p, "preset") ?? DEMO_DEFAULTS.preset) as PresetName;
-  if (preset !== "tiny" && preset !== "small") throw new UsageError(`--preset: the demo runs tiny or small, got '${preset}'`);
+  const seed = base.seed;
   const t0 = performance.now();
   const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0)}s]`;
   fs.mkdirSync(out, { recursive: true });
 
   console.log(`${stamp()} demo: 1/5 synthesizing the stand-in dataset`);
   const dataDir = path.join(out, "data");
-  await runDataSynth({ outDir: dataDir, seed, overwrite: true, ...DEMO_DEFAULTS.synth, n: numberFlag(p, "n", DEMO_DEFAULTS.synth.n, { int: true, min: 40 }) });
+  await runDataSynth({ outDir: dataDir, seed, overwrite: true, n: d.images, offensiveRate: d.offensive_rate, imageSize: d.image_size, hardFraction: d.hard_fraction });
 
-  console.log(`${stamp()} demo: 2/5 initializing a '${preset}' SmolVLM-architecture model`);
+  console.log(`${stamp()} demo: 2/5 initializing a '${d.preset}' ${d.arch} model`);
   const baseDir = path.join(out, "base-model");
-  const init = await initModel({ arch: "idefics3", preset, outDir: baseDir, seed, visionInit: DEMO_DEFAULTS.visionInit, initializerRange: DEMO_DEFAULTS.initializerRange });
-  console.log(`  ${init.numParameters.toLocaleString("en-US")} parameters, vocab ${init.tokenizer.vocabSize}`);
+  const init = await initModel({ arch: d.arch, preset: d.preset, outDir: baseDir, seed, visionInit: d.vision_init, initializerRange: d.init_std });
+  console.log(`  ${init.numParameters.toLocaleString("en-US")} parameters, vocab ${init.vocabSize}`);
 
-  const raw = structuredClone(DEMO_DEFAULTS.config) as Record<string, unknown> & typeof DEMO_DEFAULTS.config;
-  (raw as Record<string, unknown>).seed = seed;
-  (raw.data as Record<string, unknown>).path = path.join(dataDir, "manifest.jsonl");
-  (raw.sft as Record<string, unknown>).epochs = numberFlag(p, "sft-epochs", DEMO_DEFAULTS.config.sft.epochs, { min: 0 });
-  (raw.grpo as Record<string, unknown>).steps = numberFlag(p, "grpo-steps", DEMO_DEFAULTS.config.grpo.steps, { int: true, min: 1 });
-  (raw.eval as Record<string, unknown>).unblur = has(p, "unblur");
   const cfgFor = (model: string, outputDir: string, patch: (r: Record<string, unknown>) => void = () => {}): RunConfig => {
-    const r = structuredClone(raw) as Record<string, unknown>;
+    const r = structuredClone(base) as unknown as Record<string, unknown>;
     r.model = model;
     r.output_dir = outputDir;
+    (r.data as Record<string, unknown>).path = path.join(dataDir, "manifest.jsonl");
     patch(r);
-    return validate(runConfigSchema, r, { file: "demo defaults" });
+    return validate(runConfigSchema, r, { file: "demo config" });
   };
   fs.writeFileSync(path.join(out, "demo_config.json"), JSON.stringify(cfgFor(baseDir, out), null, 2) + "\n");
 
@@ -147,7 +131,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
 
   console.log(`${stamp()} demo: 5/5 evaluating ${targets.map((t) => t.name).join(", ")} on the held-out test split`);
   const evalCfg = cfgFor(baseDir, out);
-  const splits = await loadSplits(evalCfg);
+  const splits = await loadSplits(evalCfg.data);
   const res = await runEvaluation(evalCfg, targets, splits.test, out, { title: "vlm-grpo demo: base vs SFT vs GRPO (synthetic stand-in data)" });
   // Training curves next to the evaluation.
   const charts = [chartsFrom(logs.slice(0, 1), "train/loss", "SFT loss"), chartsFrom(logs.slice(1), "reward/total_mean", "GRPO mean reward"), chartsFrom(logs.slice(1), "batch/recall", "GRPO batch recall (sampled answers)")].filter(

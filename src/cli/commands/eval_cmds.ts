@@ -1,11 +1,11 @@
 // `vlm-grpo eval` (one model or --compare several) and `vlm-grpo predict`.
 import path from "node:path";
 import { loadConfig } from "../../config/load.js";
+import { runConfigSchema } from "../../config/run_config.js";
 import { validate } from "../../config/schema.js";
+import { loadSplits } from "../../data/splits_from_config.js";
 import type { Example } from "../../data/types.js";
 import { evaluateModel, type EvalTarget, runEvaluation } from "../../eval/run_eval.js";
-import { runConfigSchema } from "../../train/configs.js";
-import { loadSplits } from "../../train/session.js";
 import { flag, has, parseArgs, UsageError } from "../args.js";
 import { configHelp } from "./train_cmds.js";
 
@@ -24,7 +24,7 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
   }
   if (cfg.model) targets.unshift({ name: path.basename(path.resolve(cfg.model)), model: cfg.model, lora: flag(p, "lora") });
   if (targets.length === 0) throw new UsageError("vlm-grpo eval: give --model DIR and/or --compare NAME=DIR");
-  const splits = await loadSplits(cfg);
+  const splits = await loadSplits(cfg.data);
   const outDir = flag(p, "out") ?? path.join(cfg.output_dir, "eval");
   const r = await runEvaluation(cfg, targets, splits[cfg.eval.split], outDir);
   console.log(r.table);

@@ -1,37 +1,51 @@
 // `vlm-grpo init-model` and `vlm-grpo generate`.
+import { policyOptions } from "../../config/policy_options.js";
+import { runConfigSchema } from "../../config/run_config.js";
 import { validate } from "../../config/schema.js";
-import { Idefics3Processor } from "../../io/idefics3_processor.js";
-import { generate } from "../../generate/generate.js";
 import { initModel } from "../../models/init_model.js";
-import { loadAdapter } from "../../models/peft.js";
-import { PRESET_NAMES, type PresetName } from "../../models/presets.js";
-import { dispose, tidy } from "../../torch/index.js";
-import { runConfigSchema } from "../../train/configs.js";
-import { loadPolicy } from "../../train/session.js";
+import { familyByName, modelFamilies } from "../../models/registry.js";
+import { collatePrompts, disposePromptBatch } from "../../policy/collate.js";
+import { disposeEncoded } from "../../policy/encoder.js";
+import { loadPolicy } from "../../policy/policy.js";
+import { LocalRollout } from "../../policy/rollout.js";
+import { Generator } from "../../torch/index.js";
 import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
+
+function archHelp(): string {
+  return modelFamilies()
+    .map((f) => `  ${f.name.padEnd(12)} ${f.description}\n  ${"".padEnd(12)} presets: ${f.presets.join(", ")}`)
+    .join("\n");
+}
 
 export async function initModelCommand(argv: readonly string[]): Promise<number> {
   const p = parseArgs(argv, { arch: { value: true }, preset: { value: true }, out: { value: true }, seed: { value: true }, dtype: { value: true }, "vision-init": { value: true }, "init-std": { value: true }, help: { value: false } });
   if (has(p, "help")) {
-    console.log(`usage: vlm-grpo init-model --arch idefics3|llama --preset ${PRESET_NAMES.join("|")} --out DIR [--seed S] [--dtype float32|bfloat16] [--vision-init initializer_range|siglip] [--init-std X]
+    console.log(`usage: vlm-grpo init-model --arch ARCH --preset PRESET --out DIR [--seed S] [--dtype float32|bfloat16] [--vision-init initializer_range|siglip] [--init-std X]
 writes a randomly initialized model folder in Hugging Face format (config, safetensors, tokenizer, chat template, processor config)
-  --vision-init  initializer_range (default): every weight ~ N(0, 0.02^2) as HF's Idefics3 init;
+architectures (--arch, default idefics3):
+${archHelp()}
+  --vision-init  initializer_range (default): every weight ~ N(0, std^2) as HF's init;
                  siglip: the vision tower as SigLIP initializes itself (learns from images faster when trained from scratch)
   --init-std     std of the normal init (config initializer_range; default the preset's, 0.02)`);
     return 0;
   }
   const arch = flag(p, "arch") ?? "idefics3";
-  if (arch !== "idefics3" && arch !== "llama") throw new UsageError(`--arch: expected idefics3 or llama, got '${arch}'`);
+  let family;
+  try {
+    family = familyByName(arch);
+  } catch (e) {
+    throw new UsageError(`--arch: ${(e as Error).message}`);
+  }
   const preset = flag(p, "preset") ?? "tiny";
-  if (!PRESET_NAMES.includes(preset as PresetName)) throw new UsageError(`--preset: expected one of ${PRESET_NAMES.join(", ")}, got '${preset}'`);
+  if (!family.presets.includes(preset)) throw new UsageError(`--preset: ${arch} has presets ${family.presets.join(", ")}; got '${preset}'`);
   const out = flag(p, "out");
   if (!out) throw new UsageError("init-model: --out DIR is required");
   const dtype = flag(p, "dtype") ?? "float32";
   if (dtype !== "float32" && dtype !== "bfloat16") throw new UsageError(`--dtype: expected float32 or bfloat16, got '${dtype}'`);
   const visionInit = flag(p, "vision-init") ?? "initializer_range";
   if (visionInit !== "initializer_range" && visionInit !== "siglip") throw new UsageError(`--vision-init: expected initializer_range or siglip, got '${visionInit}'`);
-  const r = await initModel({ arch, preset: preset as PresetName, outDir: out, seed: numberFlag(p, "seed", 0, { int: true }), dtype, visionInit, ...(has(p, "init-std") ? { initializerRange: numberFlag(p, "init-std", 0.02, { min: 1e-6 }) } : {}) });
-  console.log(`wrote ${arch} preset '${preset}' (${r.numParameters.toLocaleString("en-US")} parameters, vocab ${r.tokenizer.vocabSize}) to ${r.dir}`);
+  const r = await initModel({ arch, preset, outDir: out, seed: numberFlag(p, "seed", 0, { int: true }), dtype, visionInit, ...(has(p, "init-std") ? { initializerRange: numberFlag(p, "init-std", 0.02, { min: 1e-6 }) } : {}) });
+  console.log(`wrote ${arch} preset '${preset}' (${r.numParameters.toLocaleString("en-US")} parameters, vocab ${r.vocabSize}) to ${r.dir}`);
   return 0;
 }
 
@@ -57,32 +71,25 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
   if (!model || !image || prompt === undefined) throw new UsageError("generate: --model, --image and --prompt are required");
   const temperature = numberFlag(p, "temperature", 0, { min: 0 });
   const cfg = validate(runConfigSchema, { model }, { file: "generate options" });
-  const policy = await loadPolicy(cfg, model, { train: false });
+  const policy = await loadPolicy(policyOptions(cfg, { train: false, adapterDir: flag(p, "lora") }));
   try {
-    if (flag(p, "lora")) loadAdapter(policy.model, flag(p, "lora")!);
-    policy.model.eval();
-    const text = policy.tokenizer.applyChatTemplate([{ role: "user", content: [{ type: "image" }, { type: "text", text: prompt }] }], { addGenerationPrompt: true });
-    const processor = await Idefics3Processor.fromDir(model, policy.tokenizer);
-    const batch = await processor.prepare([{ text, images: [image] }]);
-    const out = tidy(() =>
-      generate(
-        policy.model,
-        { inputIds: batch.inputIds, attentionMask: batch.attentionMask, pixelValues: batch.pixelValues },
-        {
-          doSample: temperature > 0,
-          temperature: temperature > 0 ? temperature : 1,
-          topP: numberFlag(p, "top-p", 1, { min: 0, max: 1 }),
-          maxNewTokens: numberFlag(p, "max-new-tokens", 64, { int: true, min: 1 }),
-          seed: numberFlag(p, "seed", 0, { int: true }),
-          eosTokenIds: policy.encoder.eosTokenIds,
-          padTokenId: policy.padTokenId,
-          suppressTokenIds: policy.encoder.suppressTokenIds,
-          decode: (x) => policy.tokenizer.decode(x, { skipSpecialTokens: true }),
-        },
-      ),
-    );
-    dispose([batch.inputIds, batch.attentionMask, batch.pixelValues]);
-    console.log(out.completions[0].text);
+    const encoded = await policy.encoder.encodeChat([{ role: "user", content: [{ type: "image" }, { type: "text", text: prompt }] }], [image], image);
+    const batch = collatePrompts([encoded], policy.padTokenId);
+    try {
+      const [c] = await new LocalRollout(policy).rollout({
+        batch,
+        numGenerations: 1,
+        maxNewTokens: numberFlag(p, "max-new-tokens", 64, { int: true, min: 1 }),
+        doSample: temperature > 0,
+        temperature: temperature > 0 ? temperature : 1,
+        topP: numberFlag(p, "top-p", 1, { min: 0, max: 1 }),
+        generator: new Generator(numberFlag(p, "seed", 0, { int: true })),
+      });
+      console.log(c.text);
+    } finally {
+      disposePromptBatch(batch);
+      disposeEncoded([encoded]);
+    }
   } finally {
     policy.dispose();
   }

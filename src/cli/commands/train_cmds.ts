@@ -2,7 +2,7 @@
 // overrides (--grpo.beta 0.04), resumable with --resume auto|DIR.
 import path from "node:path";
 import { describeSchema, loadConfig } from "../../config/load.js";
-import { type RunConfig, runConfigSchema } from "../../train/configs.js";
+import { type RunConfig, runConfigSchema } from "../../config/run_config.js";
 import { runGrpo } from "../../train/grpo.js";
 import { runSft } from "../../train/sft.js";
 import { flag, has, parseArgs } from "../args.js";

@@ -19,6 +19,9 @@ import { assignSplits, labelSetKey, resolveFractions } from "../split.js";
 import { type Example, SPLIT_NAMES, type SplitName } from "../types.js";
 import { renderScene } from "./scene.js";
 
+/** Defaults of the synthetic set (`data synth`, and the run config's demo section). */
+export const SYNTH_DEFAULTS = Object.freeze({ n: 600, offensiveRate: 0.3, imageSize: 96, hardFraction: 0.2, bothFraction: 0.15 });
+
 export interface SynthOptions {
   /** Output folder (created; must be empty unless `overwrite`). */
   outDir: string;
@@ -58,11 +61,11 @@ interface Planned {
 }
 
 function checkOptions(o: SynthOptions): Required<Omit<SynthOptions, "fractions">> & { fractions: Record<SplitName, number> } {
-  const n = o.n ?? 600;
-  const offensiveRate = o.offensiveRate ?? 0.3;
-  const imageSize = o.imageSize ?? 96;
-  const hardFraction = o.hardFraction ?? 0.2;
-  const bothFraction = o.bothFraction ?? 0.15;
+  const n = o.n ?? SYNTH_DEFAULTS.n;
+  const offensiveRate = o.offensiveRate ?? SYNTH_DEFAULTS.offensiveRate;
+  const imageSize = o.imageSize ?? SYNTH_DEFAULTS.imageSize;
+  const hardFraction = o.hardFraction ?? SYNTH_DEFAULTS.hardFraction;
+  const bothFraction = o.bothFraction ?? SYNTH_DEFAULTS.bothFraction;
   const seed = o.seed ?? 0;
   if (typeof o.outDir !== "string" || o.outDir === "") throw new Error(`synth: outDir must be a folder path`);
   if (!Number.isInteger(n) || n < 1) throw new Error(`synth: n must be a positive integer, got ${n}`);

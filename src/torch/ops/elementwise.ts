@@ -57,6 +57,8 @@ declare module "../tensor.js" {
     half(): Tensor;
     clone(): Tensor;
     detach(): Tensor;
+    /** A new handle to the same storage (autograd-aware, like torch's alias): the caller owns it, the original stays. */
+    alias(): Tensor;
     // in place: each returns `this`
     add_(other: Operand, alpha?: number): Tensor;
     sub_(other: Operand, alpha?: number): Tensor;
@@ -138,6 +140,7 @@ const unaryOps = {
   isfinite: "aten::isfinite",
   clone: "aten::clone",
   detach: "aten::detach",
+  alias: "aten::alias",
 } as const;
 for (const [name, op] of Object.entries(unaryOps)) {
   (P as unknown as Record<string, () => Tensor>)[name] = function (this: Tensor) {

@@ -2,7 +2,7 @@
 // transformers' _prompt_split_image / _prompt_single_image, and its errors.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { expandImageTokens, imagePromptString, imageTokenCount, tilePositionToken } from "../../src/io/idefics3_prompt.js";
+import { expandImageTokens, imagePromptString, imageTokenCount, tilePositionToken } from "../../../src/models/idefics3/prompt.js";
 
 const F = "<fake_token_around_image>";
 const G = "<global-img>";

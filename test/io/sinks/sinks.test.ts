@@ -3,10 +3,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { crc32c, maskCrc, maskedCrc32c, unmaskCrc } from "../../src/train/sinks/crc32c.js";
-import { JsonlSink, readJsonl } from "../../src/train/sinks/jsonl.js";
-import { MultiSink } from "../../src/train/sinks/multi.js";
-import { decodeEvent, encodeEvent, FILE_VERSION, readEventFile, readRecords, TensorBoardSink } from "../../src/train/sinks/tensorboard.js";
+import { crc32c, maskCrc, maskedCrc32c, unmaskCrc } from "../../../src/io/sinks/crc32c.js";
+import { JsonlSink, readJsonl } from "../../../src/io/sinks/jsonl.js";
+import { MultiSink } from "../../../src/io/sinks/multi.js";
+import { decodeEvent, encodeEvent, FILE_VERSION, readEventFile, readRecords, TensorBoardSink } from "../../../src/io/sinks/tensorboard.js";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "vlm-sinks-"));
 

@@ -35,10 +35,10 @@
 //   RGB conversion; 5.x converts first, as here;
 // - with do_rescale and do_normalize both off the values are float32 0..255
 //   (transformers would hand back uint8).
-import { tensor, type Tensor } from "../torch/index.js";
-import { checkDecodedImage, type DecodedImage } from "./image_decode.js";
+import { tensor, type Tensor } from "../../torch/index.js";
+import { checkDecodedImage, type DecodedImage } from "../../io/image_decode.js";
 import type { Idefics3ImageProcessorConfig } from "./image_processor_config.js";
-import { type ResizeBackend, resizeRgb } from "./image_resample.js";
+import { type ResizeBackend, resizeRgb } from "../../io/image_resample.js";
 
 /** transformers' MAX_IMAGE_SIZE: no side exceeds this after the first resize. */
 export const IDEFICS3_MAX_IMAGE_SIZE = 4096;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { formatDuration, formatField, formatRate, Progress } from "../../src/train/progress.js";
+import { formatDuration, formatField, formatRate, Progress } from "../../src/io/progress.js";
 
 /** A stream that records writes, and a clock the test moves by hand. */
 function fakes(isTTY: boolean, columns?: number) {

@@ -9,8 +9,8 @@
 // are ignored.
 import fs from "node:fs";
 import path from "node:path";
-import { writeTextFileAtomic } from "./atomic.js";
-import { PIL_RESAMPLE, PIL_RESAMPLE_NAMES, type PilResample } from "./image_resample.js";
+import { writeTextFileAtomic } from "../../io/atomic.js";
+import { PIL_RESAMPLE, PIL_RESAMPLE_NAMES, type PilResample } from "../../io/image_resample.js";
 
 /** preprocessor_config.json as transformers writes it for Idefics3ImageProcessor (all keys optional). */
 export interface Idefics3PreprocessorJson {

@@ -11,11 +11,13 @@
 //                 SmolLM2-360M decoder: 960 hidden, 32 layers, 15 heads / 5 kv, 2560 MLP).
 // For arch "llama" a preset is its text model alone. Idefics3 presets keep lm_head
 // separate (tie_word_embeddings false, as SmolVLM); Llama presets tie it (as SmolLM2).
-import { type ModelConfig, type RawConfig, resolveConfig } from "./configs.js";
+import { type LlamaConfig, type RawConfig, resolveLlamaConfig } from "../configs.js";
+import { type Idefics3Config, resolveIdefics3Config } from "./config.js";
 
-export type Arch = "idefics3" | "llama";
-export type PresetName = "tiny" | "small" | "smolvlm-256m" | "smolvlm-500m";
-export const PRESET_NAMES: readonly PresetName[] = ["tiny", "small", "smolvlm-256m", "smolvlm-500m"];
+/** "idefics3" for the whole VLM, "llama" for its decoder alone (the text-only family's presets). */
+export type PresetArch = "idefics3" | "llama";
+export type Idefics3PresetName = "tiny" | "small" | "smolvlm-256m" | "smolvlm-500m";
+export const IDEFICS3_PRESETS: readonly Idefics3PresetName[] = ["tiny", "small", "smolvlm-256m", "smolvlm-500m"];
 
 /** Token ids a preset config needs (from the tokenizer written beside it). */
 export interface PresetTokens {
@@ -44,7 +46,7 @@ interface PresetShapes {
   text: RawConfig;
 }
 
-const SHAPES: Record<PresetName, PresetShapes> = {
+const SHAPES: Record<Idefics3PresetName, PresetShapes> = {
   tiny: {
     files: { doImageSplitting: false, longestEdge: 32 },
     vision: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, image_size: 32, patch_size: 8 },
@@ -72,18 +74,18 @@ const SHAPES: Record<PresetName, PresetShapes> = {
 };
 
 function checkPreset(preset: string): PresetShapes {
-  const s = SHAPES[preset as PresetName];
-  if (!s) throw new Error(`unknown model preset '${preset}'; choose one of: ${PRESET_NAMES.join(", ")}`);
+  const s = SHAPES[preset as Idefics3PresetName];
+  if (!s) throw new Error(`unknown model preset '${preset}'; choose one of: ${IDEFICS3_PRESETS.join(", ")}`);
   return s;
 }
 
 /** What the preset needs from the tokenizer and processor files. */
-export function presetFiles(preset: PresetName): PresetFiles {
+export function presetFiles(preset: Idefics3PresetName): PresetFiles {
   return { ...checkPreset(preset).files };
 }
 
 /** The preset's config.json object. */
-export function presetRawConfig(arch: Arch, preset: PresetName, tokens: PresetTokens): RawConfig {
+export function presetRawConfig(arch: PresetArch, preset: Idefics3PresetName, tokens: PresetTokens): RawConfig {
   const s = checkPreset(preset);
   const text: RawConfig = {
     model_type: "llama",
@@ -124,6 +126,8 @@ export function presetRawConfig(arch: Arch, preset: PresetName, tokens: PresetTo
 }
 
 /** The preset's resolved config. */
-export function presetConfig(arch: Arch, preset: PresetName, tokens: PresetTokens): ModelConfig {
-  return resolveConfig(presetRawConfig(arch, preset, tokens), `preset ${preset} (${arch})`);
+export function presetConfig(arch: PresetArch, preset: Idefics3PresetName, tokens: PresetTokens): Idefics3Config | LlamaConfig {
+  const raw = presetRawConfig(arch, preset, tokens);
+  const where = `preset ${preset} (${arch})`;
+  return arch === "idefics3" ? resolveIdefics3Config(raw, where) : resolveLlamaConfig(raw, where);
 }

@@ -3,9 +3,14 @@
 // override any key with a dotted flag (--grpo.beta 0.04). Names follow TRL's
 // GRPOConfig where a concept is shared (num_generations, epsilon_high,
 // scale_rewards, loss_type, mask_truncated_completions, ...).
-import { type Infer, s } from "../config/schema.js";
+//
+// This schema is the single source of truth for every key's default:
+// configs/*.yaml may only set keys it declares (test/config/run_configs.test.ts
+// validates them), `vlm-grpo <command> --help` prints its defaults, and
+// configs/defaults.yaml is generated from it (a test checks it is current).
 import { DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_PROMPT } from "../data/prompt.js";
-import { DEFAULT_LORA_TARGETS } from "../nn/lora.js";
+import { SYNTH_DEFAULTS } from "../data/synth/writer.js";
+import { type Infer, s } from "./schema.js";
 
 const schedule = (dflt: "constant" | "constant_with_warmup" | "linear" | "cosine") =>
   s.string({ enum: ["constant", "constant_with_warmup", "linear", "cosine"] as const, default: dflt, doc: "learning-rate schedule (HF transformers' multipliers), with warmup_ratio warmup" });
@@ -46,7 +51,7 @@ export const runConfigSchema = s.object({
     rank: s.number({ int: true, min: 1, default: 8, doc: "adapter rank r" }),
     alpha: s.number({ min: 0, default: 16, doc: "scaling numerator (scaling = alpha / r)" }),
     dropout: s.number({ min: 0, max: 0.99, default: 0.05, doc: "dropout on the adapter input" }),
-    target_modules: s.array(s.string(), { minItems: 1, default: [...DEFAULT_LORA_TARGETS], doc: "Linear layer names to adapt" }),
+    target_modules: s.optional(s.array(s.string(), { minItems: 1, doc: "decoder Linear layer names to adapt (default: the model family's usual targets, e.g. q/k/v/o/gate/up/down_proj)" })),
     include_vision: s.boolean({ default: false, doc: "also adapt the vision tower" }),
     include_connector: s.boolean({ default: false, doc: "also adapt the connector's projection" }),
   }),
@@ -113,6 +118,19 @@ export const runConfigSchema = s.object({
     report: s.boolean({ default: true, doc: "write report.html" }),
     unblur: s.boolean({ default: false, doc: "show thumbnails of offensive images unblurred in the report" }),
   }),
+  demo: s.object(
+    {
+      images: s.number({ int: true, min: 40, default: SYNTH_DEFAULTS.n, doc: "synthetic images drawn (as `data synth --n`)" }),
+      image_size: s.number({ int: true, min: 16, default: SYNTH_DEFAULTS.imageSize, doc: "their width = height in pixels" }),
+      offensive_rate: s.number({ min: 0, max: 1, default: SYNTH_DEFAULTS.offensiveRate, doc: "share of images with a category" }),
+      hard_fraction: s.number({ min: 0, max: 1, default: SYNTH_DEFAULTS.hardFraction, doc: "share of each label group drawn as hard examples (look-alikes, small or partly hidden objects)" }),
+      arch: s.string({ default: "idefics3", doc: "model family of the randomly initialized model (init-model --arch)" }),
+      preset: s.string({ default: "tiny", doc: "its preset (init-model --preset)" }),
+      vision_init: s.string({ enum: ["initializer_range", "siglip"] as const, default: "initializer_range", doc: "vision tower init (init-model --vision-init)" }),
+      init_std: s.optional(s.number({ min: 1e-6, doc: "std of the normal init (init-model --init-std; default: the preset's)" })),
+    },
+    { doc: "`vlm-grpo demo` only: the synthetic data set and the model it starts from" },
+  ),
 });
 
 export type RunConfig = Infer<typeof runConfigSchema>;

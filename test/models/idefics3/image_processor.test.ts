@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { decodeImage, type DecodedImage } from "../../src/io/image_decode.js";
+import { decodeImage, type DecodedImage } from "../../../src/io/image_decode.js";
 import {
   longestEdgeSize,
   normalizationTable,
@@ -20,11 +20,11 @@ import {
   scaleBelowUpperBound,
   tileImage,
   visionEncoderSize,
-} from "../../src/io/image_processor.js";
-import { type Idefics3ImageProcessorConfig, resolveImageProcessorConfig } from "../../src/io/image_processor_config.js";
-import { liveTensors } from "../../src/torch/index.js";
+} from "../../../src/models/idefics3/image_processor.js";
+import { type Idefics3ImageProcessorConfig, resolveImageProcessorConfig } from "../../../src/models/idefics3/image_processor_config.js";
+import { liveTensors } from "../../../src/torch/index.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 const FIX = path.join(ROOT, "test/fixtures/images");
 const ref = JSON.parse(fs.readFileSync(path.join(FIX, "pil_reference.json"), "utf8"));
 

@@ -1,10 +1,10 @@
 // Idefics3's connector: pixel shuffle (space-to-depth) of the vision tokens,
 // then a bias-free linear projection into the text model's hidden size.
 // Module path: modality_projection.proj.weight.
-import { Linear, Module } from "../nn/index.js";
-import { type Tensor, tidy } from "../torch/index.js";
-import type { Idefics3Config } from "./configs.js";
-import type { ModelPlacement } from "./llama.js";
+import { Linear, Module } from "../../nn/index.js";
+import { type Tensor, tidy } from "../../torch/index.js";
+import type { ModelPlacement } from "../llama.js";
+import type { Idefics3Config } from "./config.js";
 
 /**
  * (N, S, D) -> (N, S / s^2, D * s^2) for a square grid of S = side^2 tokens,

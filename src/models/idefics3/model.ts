@@ -4,20 +4,24 @@
 // <image> tokens of the batch (row-major over [B, T], HF's inputs_merger).
 // Module paths: model.vision_model.*, model.connector.modality_projection.proj.weight,
 // model.text_model.* (a LlamaModel), lm_head.weight.
-import { type KVCache, type KVCacheOptions, Linear, Module } from "../nn/index.js";
-import { type Tensor, tidy } from "../torch/index.js";
-import type { Idefics3Config } from "./configs.js";
-import { Idefics3Connector } from "./idefics3_connector.js";
-import { type CausalLMInputs, type CausalLMOutput, checkIds, LlamaModel, lmLogits, type ModelPlacement } from "./llama.js";
-import { SiglipVisionTransformer } from "./siglip.js";
+import { type KVCache, type KVCacheOptions, Linear, Module } from "../../nn/index.js";
+import { type Tensor, tidy } from "../../torch/index.js";
+import { type CausalLMInputs, type CausalLMOutput, checkIds, LLAMA_LORA_TARGETS, LlamaModel, lmLogits, type ModelPlacement } from "../llama.js";
+import { SiglipVisionTransformer } from "../siglip.js";
+import { decodePositionsFromMask, type ImageInputs, type ModuleScopes, positionsFromMask, type PrefillPositions, type VisionLanguageModel } from "../vlm.js";
+import type { Idefics3Config } from "./config.js";
+import { Idefics3Connector } from "./connector.js";
+
 
 export interface Idefics3Inputs extends CausalLMInputs {
   /** All real images of the batch in order of appearance [N, 3, H, W] (any float dtype; cast to the model's). */
   pixelValues?: Tensor;
   /** [N, H, W] 0/1 or bool: which pixels are real (padding of smaller images). Default: all. */
   pixelAttentionMask?: Tensor;
-  /** Precomputed encodeImages() output [N, imageSeqLen, textHidden] (instead of pixelValues). */
+  /** Precomputed encodeImages() [N, imageSeqLen, textHidden] or encodeImageTokens() [N * imageSeqLen, textHidden] (instead of pixelValues). */
   imageFeatures?: Tensor;
+  /** Not an Idefics3 input (Qwen2-VL's); refused when given. */
+  imageGridThw?: Tensor;
 }
 
 export class Idefics3Model extends Module {
@@ -33,10 +37,12 @@ export class Idefics3Model extends Module {
   }
 }
 
-export class Idefics3ForConditionalGeneration extends Module {
+export class Idefics3ForConditionalGeneration extends Module implements VisionLanguageModel {
   model: Idefics3Model;
   lm_head: Linear;
   readonly config: Idefics3Config;
+  readonly moduleScopes: ModuleScopes = { vision: ["model.vision_model"], connector: ["model.connector"] };
+  readonly defaultLoraTargets = LLAMA_LORA_TARGETS;
 
   constructor(c: Idefics3Config, o: ModelPlacement = {}) {
     super();
@@ -56,6 +62,23 @@ export class Idefics3ForConditionalGeneration extends Module {
 
   newCache(opts: KVCacheOptions = {}): KVCache {
     return this.model.text_model.newCache(opts);
+  }
+
+  /** 1-D RoPE: HF generate's cumsum(mask) - 1 positions; nothing carried into decoding. */
+  prefillPositions(_inputIds: Tensor, attentionMask: Tensor): PrefillPositions {
+    return { positionIds: positionsFromMask(attentionMask) };
+  }
+
+  decodePositions(attentionMask: Tensor, ropeDeltas?: Tensor): Tensor {
+    return decodePositionsFromMask(attentionMask, ropeDeltas);
+  }
+
+  /** The interface's image encoder: [numImages * imageSeqLen, hidden] rows, one per <image> token. */
+  encodeImageTokens(images: ImageInputs): Tensor {
+    return tidy(() => {
+      const f = this.encodeImages(images.pixelValues, images.pixelAttentionMask);
+      return f.reshape(f.size(0) * f.size(1), f.size(2));
+    });
   }
 
   /**
@@ -96,19 +119,21 @@ export class Idefics3ForConditionalGeneration extends Module {
       const embeds = this.model.text_model.embed_tokens.forward(inputIds); // (B, T, C)
       if (!imageFeatures) return embeds;
       const [b, t, c] = embeds.shape;
-      if (imageFeatures.ndim !== 3 || imageFeatures.size(2) !== c) {
-        throw new Error(`Idefics3: imageFeatures must be [N, imageSeqLen, ${c}], got [${imageFeatures.shape.join(", ")}]`);
+      // [N, imageSeqLen, C] (encodeImages) or [N * imageSeqLen, C] (encodeImageTokens).
+      if (!((imageFeatures.ndim === 3 || imageFeatures.ndim === 2) && imageFeatures.size(imageFeatures.ndim - 1) === c)) {
+        throw new Error(`Idefics3: imageFeatures must be [N, imageSeqLen, ${c}] or [N * imageSeqLen, ${c}], got [${imageFeatures.shape.join(", ")}]`);
       }
-      const [n, l] = imageFeatures.shape;
+      const rows = imageFeatures.ndim === 3 ? imageFeatures.size(0) * imageFeatures.size(1) : imageFeatures.size(0);
+      const l = this.config.imageSeqLen;
       const isImage = inputIds.eq(this.config.imageTokenId).flatten(); // (B*T)
       const count = isImage.sum().item();
-      if (count !== n * l) {
+      if (count !== rows) {
         throw new Error(
-          `Idefics3: the batch has ${count} <image> tokens (id ${this.config.imageTokenId}) but ${n} image(s) x ${l} features per image = ${n * l} were given; each image needs exactly ${l} <image> tokens`,
+          `Idefics3: the batch has ${count} <image> tokens (id ${this.config.imageTokenId}) but ${rows / l} image(s) x ${l} features per image = ${rows} were given; each image needs exactly ${l} <image> tokens`,
         );
       }
       const idx = isImage.nonzero().squeeze(1);
-      const feats = imageFeatures.reshape(n * l, c);
+      const feats = imageFeatures.reshape(rows, c);
       return embeds.reshape(b * t, c).indexPut([idx], feats.dtype === embeds.dtype ? feats : feats.to(embeds.dtype)).view(b, t, c);
     });
   }
@@ -116,6 +141,7 @@ export class Idefics3ForConditionalGeneration extends Module {
   forward(inputs: Idefics3Inputs): CausalLMOutput {
     checkIds(inputs.inputIds, "Idefics3ForConditionalGeneration.forward");
     if (inputs.pixelValues && inputs.imageFeatures) throw new Error("Idefics3ForConditionalGeneration.forward: pass either pixelValues or imageFeatures, not both");
+    if (inputs.imageGridThw) throw new Error("Idefics3ForConditionalGeneration.forward: imageGridThw is a Qwen2-VL input; Idefics3 takes pixelValues (+ pixelAttentionMask)");
     return tidy(() => {
       const features = inputs.imageFeatures ?? (inputs.pixelValues ? this.encodeImages(inputs.pixelValues, inputs.pixelAttentionMask) : null);
       const embeds = this.embedInputs(inputs.inputIds, features);

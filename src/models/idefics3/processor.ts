@@ -6,12 +6,12 @@
 // Defaults follow TRL's GRPO call of the processor (padding_side="left",
 // add_special_tokens=False: the chat template already holds the BOS text);
 // transformers' bare processor call adds special tokens. Both are options.
-import { tensor, type Tensor } from "../torch/index.js";
-import { checkDecodedImage, decodeImage, type DecodedImage } from "./image_decode.js";
+import { tensor, type Tensor } from "../../torch/index.js";
+import { checkDecodedImage, decodeImage, type DecodedImage } from "../../io/image_decode.js";
 import { type Idefics3ImageProcessorConfig, readProcessorConfig } from "./image_processor_config.js";
 import { processImages } from "./image_processor.js";
-import { expandImageTokens, IDEFICS3_IMAGE_TOKENS, imageTokenCount, type ImageTokenStrings } from "./idefics3_prompt.js";
-import type { ResizeBackend } from "./image_resample.js";
+import { expandImageTokens, IDEFICS3_IMAGE_TOKENS, imageTokenCount, type ImageTokenStrings } from "./prompt.js";
+import type { ResizeBackend } from "../../io/image_resample.js";
 
 /** What the processor needs of a tokenizer (src/io/tokenizer.ts's HFTokenizer has it). */
 export interface Idefics3Tokenizer {

@@ -10,8 +10,8 @@ import {
   readProcessorConfig,
   resolveImageProcessorConfig,
   writeProcessorFiles,
-} from "../../src/io/image_processor_config.js";
-import { tempDir } from "./helpers.js";
+} from "../../../src/models/idefics3/image_processor_config.js";
+import { tempDir } from "../../io/helpers.js";
 
 const tmp = tempDir("img-config");
 

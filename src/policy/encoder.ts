@@ -1,0 +1,150 @@
+// Turns dataset examples into model inputs for any registered family: the
+// chat-templated prompt with each image marker expanded as the family's
+// processor does, the family's image tensors, and (for SFT) the target
+// answer's ids. Prompt and answer are tokenized separately and concatenated,
+// as TRL does for prompt-completion data, so SFT sees exactly the token
+// boundary GRPO's generation continues from.
+// Processed images are cached per example id: the same image is not decoded
+// and resized again every epoch. encodePrompt hands out new handles to the
+// cached tensors, so a caller owns what it gets (disposeEncoded) and the
+// cache can drop entries whenever it likes.
+import { buildMessages, type ChatMessage, type PromptConfig, targetAnswer } from "../data/prompt.js";
+import type { Example } from "../data/types.js";
+import { decodeImage } from "../io/image_decode.js";
+import type { HFTokenizer } from "../io/tokenizer.js";
+import { expandImageMarkers, type ProcessedImages, type VlmImageProcessor } from "../models/processor.js";
+import { aliasImageInputs, disposeImageInputs, type ImageInputs } from "../models/vlm.js";
+
+export interface EncodedPrompt {
+  /** The example's id. */
+  id: string;
+  /** Prompt token ids (chat template with generation prompt, image markers expanded). */
+  ids: number[];
+  /** This example's image tensors (the caller owns these handles). */
+  images: ImageInputs | null;
+  /** How many image-token ids `ids` holds (rows of the image features). */
+  imageTokens: number;
+}
+
+/** Frees the image handles of encoded prompts. */
+export function disposeEncoded(list: readonly EncodedPrompt[]): void {
+  for (const e of list) disposeImageInputs(e.images);
+}
+
+export interface PromptEncoderOptions {
+  tokenizer: HFTokenizer;
+  /** The family's image processor (models/processor.ts). */
+  images: VlmImageProcessor;
+  prompt: PromptConfig;
+  /** Refuse images with more pixels than this (decompression bombs). Default image_decode's. */
+  maxPixels?: number;
+  /** Cache processed images per example id (default true). */
+  cache?: boolean;
+}
+
+interface CachedImage {
+  processed: ProcessedImages;
+  /** Token ids of the expanded prompt. */
+  ids: number[];
+}
+
+export class PromptEncoder {
+  readonly tokenizer: HFTokenizer;
+  private readonly opts: PromptEncoderOptions;
+  private readonly cache = new Map<string, CachedImage>();
+  private readonly promptTemplate: string;
+  /** Ids that end an answer: the tokenizer's EOS (the chat template's end of turn). */
+  readonly eosTokenIds: number[];
+  /** Image placeholder ids a completion must never contain (the family's processor names them). */
+  readonly suppressTokenIds: number[];
+
+  constructor(opts: PromptEncoderOptions) {
+    this.opts = opts;
+    this.tokenizer = opts.tokenizer;
+    this.promptTemplate = opts.tokenizer.applyChatTemplate(buildMessages(opts.prompt), { addGenerationPrompt: true });
+    const eos = opts.tokenizer.eosTokenId;
+    if (eos === undefined) throw new Error("PromptEncoder: the tokenizer has no EOS token (tokenizer_config.json eos_token)");
+    this.eosTokenIds = [eos];
+    this.suppressTokenIds = [...opts.images.suppressTokenIds];
+    if (!this.promptTemplate.includes(opts.images.imageMarker)) {
+      throw new Error(`PromptEncoder: the chat template did not render the image marker '${opts.images.imageMarker}' for the image part`);
+    }
+  }
+
+  /** The chat-templated prompt text before image expansion (one marker per image). */
+  get templateText(): string {
+    return this.promptTemplate;
+  }
+
+  /** Decodes and processes images, expands `text`'s markers and tokenizes it (nothing cached). */
+  private async encodeText(text: string, sources: readonly (string | Uint8Array)[], label: string): Promise<CachedImage> {
+    const decoded = [];
+    for (const [i, src] of sources.entries()) decoded.push(await decodeImage(src, { maxPixels: this.opts.maxPixels, label: typeof src === "string" ? src : `${label} image ${i}` }));
+    const processed = await this.opts.images.process(decoded);
+    try {
+      const expanded = expandImageMarkers(text, this.opts.images.imageMarker, processed.expansions, `prompt of ${label}`);
+      const ids = this.tokenizer.encode(expanded, { addSpecialTokens: false });
+      const want = processed.imageTokenCounts.reduce((a, b) => a + b, 0);
+      const got = ids.reduce((a, t) => a + (t === this.opts.images.imageTokenId ? 1 : 0), 0);
+      if (got !== want) throw new Error(`prompt of ${label}: tokenized to ${got} image tokens (id ${this.opts.images.imageTokenId}), expected ${want}; is the image marker an added special token of the tokenizer?`);
+      return { processed, ids };
+    } catch (e) {
+      disposeImageInputs(processed.inputs);
+      throw e;
+    }
+  }
+
+  private async processed(ex: Example): Promise<CachedImage> {
+    const hit = this.cache.get(ex.id);
+    if (hit) return hit;
+    const label = "path" in ex.image ? ex.image.path : `${ex.source.file}${ex.source.row !== undefined ? `#${ex.source.row}` : ""}`;
+    const src = "path" in ex.image ? ex.image.path : ex.image.bytes;
+    const entry = await this.encodeText(this.promptTemplate, [src], label);
+    if (this.opts.cache ?? true) this.cache.set(ex.id, entry);
+    return entry;
+  }
+
+  /**
+   * Any chat (e.g. a user's own question) with its images (paths or encoded
+   * bytes, in the order of the messages' image parts), as a generation
+   * prompt. Not cached; the caller owns the result (disposeEncoded).
+   */
+  async encodeChat(messages: ChatMessage[], images: readonly (string | Uint8Array)[], id = "chat"): Promise<EncodedPrompt> {
+    const text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    if (images.length === 0) {
+      expandImageMarkers(text, this.opts.images.imageMarker, [], `prompt of ${id}`); // no marker without an image
+      return { id, ids: this.tokenizer.encode(text, { addSpecialTokens: false }), images: null, imageTokens: 0 };
+    }
+    const c = await this.encodeText(text, images, id);
+    return { id, ids: c.ids, images: c.processed.inputs, imageTokens: c.processed.imageTokenCounts.reduce((a, b) => a + b, 0) };
+  }
+
+  /** The prompt ids and image tensors of one example (the caller owns the image handles: disposeEncoded). */
+  async encodePrompt(ex: Example): Promise<EncodedPrompt> {
+    const c = await this.processed(ex);
+    const cached = this.opts.cache ?? true;
+    return {
+      id: ex.id,
+      ids: c.ids,
+      images: cached ? aliasImageInputs(c.processed.inputs) : c.processed.inputs,
+      imageTokens: c.processed.imageTokenCounts.reduce((a, b) => a + b, 0),
+    };
+  }
+
+  /** The SFT target: the canonical answer then the end-of-turn token. */
+  targetIds(labels: readonly string[]): number[] {
+    const ids = this.tokenizer.encode(targetAnswer(labels, this.opts.prompt.categories), { addSpecialTokens: false });
+    return [...ids, ...this.eosTokenIds];
+  }
+
+  /** Frees the cached image tensors (call when done). */
+  dispose(): void {
+    for (const c of this.cache.values()) disposeImageInputs(c.processed.inputs);
+    this.cache.clear();
+  }
+
+  /** How many examples' images are cached (for tests). */
+  cachedCount(): number {
+    return this.cache.size;
+  }
+}
