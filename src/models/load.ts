@@ -86,6 +86,18 @@ export function checkpointParameters(model: Module & { config?: ModelConfig }): 
   return out;
 }
 
+/** Options of loadWeights for families outside this file's own (a family-agnostic hook). */
+export interface LoadWeightsOptions {
+  /** The parameters to fill, by module path. Default checkpointParameters(model) (Llama / Idefics3). */
+  parameters?: Map<string, Tensor>;
+  /**
+   * Maps a key as stored in the files to the module path it fills, for a
+   * family whose checkpoints come in several key layouts (errors then name
+   * module paths). Two stored keys that map to one path are an error.
+   */
+  renameKey?: (stored: string) => string;
+}
+
 /**
  * Copies a checkpoint folder's tensors into a model, one tensor at a time.
  * Strict: before any data is read, the headers are checked against the model
@@ -93,26 +105,35 @@ export function checkpointParameters(model: Module & { config?: ModelConfig }): 
  * are tied aliases (lm_head.weight when tied) and rotary_emb.inv_freq buffers
  * are skipped, as transformers does.
  */
-export function loadWeights(model: Module & { config?: ModelConfig }, dir: string): void {
+export function loadWeights(model: Module, dir: string, opts: LoadWeightsOptions = {}): void {
   const folder = SafetensorsFolder.open(dir);
-  const params = checkpointParameters(model);
+  const params = opts.parameters ?? checkpointParameters(model as Module & { config?: ModelConfig });
   const own = new Set(params.values());
   const aliases = new Set(model.allParameterPaths().filter((p) => !params.has(p) && own.has(model.getParameter(p))));
-  const names = folder.names.filter((n) => !aliases.has(n) && !IGNORED_KEY.test(n));
-  const given = new Map(names.map((n) => [n, folder.fileOf(n).entry(n).shape] as [string, number[]]));
+  const rename = opts.renameKey ?? ((k: string) => k);
+  const storedOf = new Map<string, string>(); // module path -> stored key
+  for (const n of folder.names) {
+    if (IGNORED_KEY.test(n)) continue;
+    const k = rename(n);
+    if (aliases.has(k)) continue;
+    const prev = storedOf.get(k);
+    if (prev !== undefined) throw new Error(`checkpoint ${dir}: tensors '${prev}' and '${n}' both load into '${k}'`);
+    storedOf.set(k, n);
+  }
+  const given = new Map([...storedOf].map(([k, n]) => [k, folder.fileOf(n).entry(n).shape] as [string, number[]]));
   const expected = new Map([...params].map(([k, t]) => [k, t.shape] as [string, number[]]));
   const check = describeKeyMismatch(`checkpoint ${dir}`, expected, given, true);
   if (check.message) throw new Error(check.message);
-  for (const n of names) {
+  for (const n of storedOf.values()) {
     const stored = folder.fileOf(n).entry(n).dtype;
     const dt = dtypeOfSafetensors(stored);
     if (dt === null || !isFloatingDType(dt)) throw new Error(`checkpoint ${dir}: tensor '${n}' has dtype ${stored}; parameters must be floating point`);
   }
   noGrad(() => {
-    for (const n of names) {
+    for (const [k, n] of storedOf) {
       const t = folder.get(n);
       try {
-        params.get(n)!.copy_(t);
+        params.get(k)!.copy_(t);
       } finally {
         t.dispose();
       }
