@@ -24,6 +24,8 @@ export interface CausalLMForwardInputs {
   cache?: GenerationCache;
   pixelValues?: Tensor;
   imageFeatures?: Tensor;
+  /** [numImages, 3] patch grids, for models whose images are patch sequences (Qwen2-VL). */
+  imageGridThw?: Tensor | readonly (readonly number[])[];
   logitsToKeep?: number;
 }
 
@@ -32,7 +34,16 @@ export interface GenerativeModel {
   forward(inputs: CausalLMForwardInputs): { logits: Tensor };
   newCache(): GenerationCache;
   /** Vision features of all images [N, imageSeqLen, hidden]; absent on text-only models. */
-  encodeImages?(pixelValues: Tensor): Tensor;
+  encodeImages?(pixelValues: Tensor, imageGridThw?: Tensor): Tensor;
+  /**
+   * Optional, for models whose positions are not the mask's cumsum (Qwen2-VL's
+   * 3-D multimodal RoPE): the prompt's position ids, and a per-row state
+   * [B, ...] that decodePositionIds needs (repeated with the rows when a
+   * group shares a prompt). Default: positionsFromMask.
+   */
+  promptPositionIds?(inputIds: Tensor, attentionMask: Tensor, imageGridThw?: Tensor): { positionIds: Tensor; state: Tensor };
+  /** Positions of the last column of attentionMask (a decode step) from promptPositionIds' state. */
+  decodePositionIds?(attentionMask: Tensor, state: Tensor): Tensor;
 }
 
 export interface GenerateInputs {
@@ -44,6 +55,8 @@ export interface GenerateInputs {
   pixelValues?: Tensor;
   /** Images per prompt (sums to N). Default: N / B each. Needed only without group sharing. */
   imagesPerPrompt?: number[];
+  /** [N, 3] patch grid per image, for models whose pixelValues are patch rows (Qwen2-VL: t*h*w rows per image). */
+  imageGridThw?: Tensor;
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -111,23 +124,29 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
   let cache: GenerationCache = cache0;
   let lastLogits: Tensor;
   let mask: Tensor;
+  let positionState: Tensor | null = null;
   let forwardPasses = 0;
   try {
     // ---- prefill -------------------------------------------------------------
-    ({ lastLogits, mask } = tidy(() => {
+    ({ lastLogits, mask, positionState } = tidy(() => {
       const baseMask = (inputs.attentionMask ?? ones([batch, promptLen], { dtype: "int64", device: inputs.inputIds.device })).long();
       let ids = inputs.inputIds;
       let m = baseMask;
       let pixelValues = inputs.pixelValues;
+      let grid = inputs.imageGridThw;
       let imageFeatures: Tensor | undefined;
       if (share) {
-        if (pixelValues && model.encodeImages) imageFeatures = model.encodeImages(pixelValues);
+        if (pixelValues && model.encodeImages) imageFeatures = model.encodeImages(pixelValues, grid);
       } else if (n > 1) {
         ids = ids.repeatInterleave(n, 0);
         m = m.repeatInterleave(n, 0);
-        if (pixelValues) pixelValues = repeatImages(pixelValues, batch, n, inputs.imagesPerPrompt);
+        if (pixelValues) pixelValues = repeatImages(pixelValues, batch, n, inputs.imagesPerPrompt, grid);
+        if (grid) grid = repeatImages(grid, batch, n, inputs.imagesPerPrompt);
       }
-      const positionIds = positionsFromMask(m);
+      let positionIds: Tensor;
+      let state: Tensor | null = null;
+      if (model.promptPositionIds) ({ positionIds, state } = model.promptPositionIds(ids, m, grid));
+      else positionIds = positionsFromMask(m);
       const out = model.forward({
         inputIds: ids,
         attentionMask: m,
@@ -135,14 +154,16 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
         cache: cache0,
         pixelValues: imageFeatures ? undefined : pixelValues,
         imageFeatures,
+        imageGridThw: grid,
         logitsToKeep: 1,
       });
       let last = out.logits.select(1, out.logits.shape[1] - 1);
       if (share && n > 1) {
         last = last.repeatInterleave(n, 0);
         m = m.repeatInterleave(n, 0);
+        if (state) state = state.repeatInterleave(n, 0);
       }
-      return { lastLogits: keep(last), mask: keep(m) };
+      return { lastLogits: keep(last), mask: keep(m), positionState: state ? keep(state) : null };
     }));
     forwardPasses++;
     if (share && n > 1) {
@@ -187,7 +208,7 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
       const stepOut = tidy(() => {
         const ids = tensor(fed, { dtype: "int64", device: lastLogits.device }).view(rows, 1);
         const m = cat([mask, ones([rows, 1], { dtype: "int64", device: mask.device })], 1);
-        const positionIds = m.sum(-1, true).sub(1);
+        const positionIds = positionState && model.decodePositionIds ? model.decodePositionIds(m, positionState) : m.sum(-1, true).sub(1);
         const out = model.forward({ inputIds: ids, attentionMask: m, positionIds, cache, logitsToKeep: 1 });
         return { last: keep(out.logits.select(1, out.logits.shape[1] - 1)), m: keep(m) };
       });
@@ -218,6 +239,7 @@ function generateImpl(model: GenerativeModel, inputs: GenerateInputs, opts: Gene
     suppress?.dispose();
     return { completions, forwardPasses };
   } finally {
+    positionState?.dispose();
     cache.dispose();
     if (cache !== cache0) cache0.dispose();
   }
@@ -232,18 +254,26 @@ export function positionsFromMask(mask: Tensor): Tensor {
   });
 }
 
-/** Repeats each prompt's block of images n times, keeping prompt order (no group sharing). */
-function repeatImages(pixelValues: Tensor, batch: number, n: number, imagesPerPrompt?: number[]): Tensor {
-  const total = pixelValues.shape[0];
+/**
+ * Repeats each prompt's block of images n times, keeping prompt order (no
+ * group sharing). An image is one row of `rows`, or, with `grids` [N, 3],
+ * t*h*w consecutive rows (patch rows).
+ */
+function repeatImages(rows: Tensor, batch: number, n: number, imagesPerPrompt?: number[], grids?: Tensor): Tensor {
+  const sizes = grids ? (grids.toList() as number[][]).map(([t, h, w]) => t * h * w) : new Array<number>(rows.shape[0]).fill(1);
+  const total = sizes.length;
+  if (sizes.reduce((a, b) => a + b, 0) !== rows.shape[0]) throw new Error(`generate: imageGridThw describes ${sizes.reduce((a, b) => a + b, 0)} patch rows but pixelValues has ${rows.shape[0]}`);
   const counts = imagesPerPrompt ?? new Array(batch).fill(total / batch);
   if (counts.length !== batch || counts.some((c) => !Number.isInteger(c) || c < 0) || counts.reduce((a, b) => a + b, 0) !== total) {
     throw new Error(`generate: imagesPerPrompt must give ${batch} non-negative integers summing to ${total} images (got [${counts.join(", ")}])`);
   }
+  const firstRow: number[] = [];
+  sizes.reduce((acc, s) => (firstRow.push(acc), acc + s), 0);
   const index: number[] = [];
-  let start = 0;
+  let image = 0;
   for (const c of counts) {
-    for (let k = 0; k < n; k++) for (let i = 0; i < c; i++) index.push(start + i);
-    start += c;
+    for (let k = 0; k < n; k++) for (let i = image; i < image + c; i++) for (let r = 0; r < sizes[i]; r++) index.push(firstRow[i] + r);
+    image += c;
   }
-  return pixelValues.indexSelect(0, tensor(index, { dtype: "int64", device: pixelValues.device }));
+  return rows.indexSelect(0, tensor(index, { dtype: "int64", device: rows.device }));
 }

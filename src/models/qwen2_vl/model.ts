@@ -100,13 +100,23 @@ export class QwenVLForConditionalGeneration extends Module {
    * features [sum t*h*w/m^2, hidden] in the model's dtype. Compute once per
    * prompt and pass as imageFeatures.
    */
-  encodeImages(pixelValues: Tensor, imageGridThw: Tensor | readonly (readonly number[])[]): Tensor {
+  encodeImages(pixelValues: Tensor, imageGridThw?: Tensor | readonly (readonly number[])[]): Tensor {
+    if (!imageGridThw) throw new Error("QwenVL.encodeImages: imageGridThw is required (the (t, h, w) patch grid of each image)");
     return this.model.visual.forward(pixelValues, gridsOf(imageGridThw));
   }
 
   /** 3-D position ids and rope deltas of a prompt batch (transformers' get_rope_index). */
   ropeIndex(inputIds: Tensor, attentionMask?: Tensor | null, imageGridThw?: Tensor | readonly (readonly number[])[] | null): RopeIndex {
     return ropeIndex(inputIds, attentionMask, imageGridThw, { imageTokenId: this.config.imageTokenId, spatialMergeSize: this.config.vision.spatialMergeSize });
+  }
+
+  /**
+   * The prompt's position ids [3, B, T] and the per-row state decoding needs
+   * (the rope deltas [B]); the hook src/generate/generate.ts calls.
+   */
+  promptPositionIds(inputIds: Tensor, attentionMask: Tensor, imageGridThw?: Tensor | readonly (readonly number[])[]): { positionIds: Tensor; state: Tensor } {
+    const r = this.ropeIndex(inputIds, attentionMask, imageGridThw ?? null);
+    return { positionIds: r.positionIds, state: r.ropeDeltas };
   }
 
   /** Position ids [3, B, t] of the last t columns of attentionMask (decode steps), given the prompt's rope deltas [B]. */
