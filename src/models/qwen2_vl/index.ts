@@ -8,3 +8,6 @@ export * from "./processor.js";
 export { MultimodalRotaryEmbedding, VisionRotaryEmbedding } from "./rotary.js";
 export { QwenVisionTransformer } from "./vision.js";
 export { buildQwenDecoder, qwenTextAsLlama } from "./text.js";
+export * from "./presets.js";
+export * from "./init.js";
+export * from "./tokenizer_files.js";

@@ -86,6 +86,23 @@ export class QwenVLForConditionalGeneration extends Module {
     return [...new Set(ids)].filter((id) => id < c.text.vocabSize);
   }
 
+  /** Module path prefixes of the parts (LoRA adapts the decoder by default; the vision tower and merger on request). */
+  static readonly PARTS = Object.freeze({ vision: "model.visual.", merger: "model.visual.merger.", decoder: "model.language_model.", lmHead: "lm_head" });
+
+  /**
+   * Paths of the Linear modules whose last name is in `names` (PEFT's
+   * target_modules matching), in the decoder only unless includeVision.
+   * (A bare name match would also pick Qwen2.5-VL's vision MLP, whose
+   * projections are also called gate_proj / up_proj / down_proj.)
+   */
+  loraTargetPaths(names: readonly string[], opts: { includeVision?: boolean } = {}): string[] {
+    const wanted = new Set(names);
+    return this.namedModules()
+      .filter(([p, m]) => m instanceof Linear && wanted.has(p.slice(p.lastIndexOf(".") + 1)))
+      .map(([p]) => p)
+      .filter((p) => p.startsWith(QwenVLForConditionalGeneration.PARTS.decoder) || (opts.includeVision === true && p.startsWith(QwenVLForConditionalGeneration.PARTS.vision)));
+  }
+
   /** The parameters a checkpoint holds, by module path (adapters added later are not part of it). */
   checkpointParameters(): Map<string, Tensor> {
     return new Map(this.baseParameterPaths.map((k) => [k, this.getParameter(k)]));

@@ -49,6 +49,8 @@ export interface Reference {
     images: Record<string, { width: number; height: number; image_grid_thw: number[] }>;
   };
   config_conversions: { input: Record<string, unknown>; saved: Record<string, unknown> }[];
+  /** transformers' full-size models (meta device): parameter paths with layer indices collapsed, shapes, counts, total. */
+  full_size: Record<QwenFamily, { num_parameters: number; parameters: Record<string, { shape: number[]; count: number }> }>;
 }
 
 let cached: Reference | undefined;
