@@ -20,6 +20,29 @@ export interface ModelPlacement {
   device?: Device;
 }
 
+/**
+ * Cos/sin of rotary embeddings for given position ids: (B, 1, T, D) each, in
+ * `dtype`. RotaryEmbedding does it for [B, T] positions; a family may bring
+ * its own (Qwen2-VL's multimodal RoPE takes [3, B, T]).
+ */
+export interface PositionRotary {
+  cosSin(positionIds: Tensor, dtype: DType): { cos: Tensor; sin: Tensor };
+  dispose(): void;
+}
+
+/**
+ * Where another family's decoder differs from Llama's while reusing its
+ * blocks (Qwen2: biases on q/k/v but not on o_proj; multimodal RoPE).
+ */
+export interface LlamaVariant {
+  /** Bias on q_proj, k_proj and v_proj (default: config attentionBias). */
+  qkvBias?: boolean;
+  /** Bias on o_proj (default: config attentionBias). */
+  outputBias?: boolean;
+  /** Replaces the 1-D rotary embedding; the model then needs explicit position ids (owned and disposed by the model). */
+  rotary?: PositionRotary;
+}
+
 /** Inputs of a causal LM forward pass (Idefics3 adds images). */
 export interface CausalLMInputs {
   /** [B, T] int64 token ids. */
@@ -69,17 +92,19 @@ export class LlamaAttention extends Module {
     c: LlamaConfig,
     readonly layerIdx: number,
     o: ModelPlacement = {},
+    v: LlamaVariant = {},
   ) {
     super();
     this.numHeads = c.numAttentionHeads;
     this.numKvHeads = c.numKeyValueHeads;
     this.headDim = c.headDim;
     this.dropout = c.attentionDropout;
-    const lin = (i: number, out: number) => new Linear(i, out, { bias: c.attentionBias, ...o });
-    this.q_proj = this.addModule("q_proj", lin(c.hiddenSize, this.numHeads * this.headDim));
-    this.k_proj = this.addModule("k_proj", lin(c.hiddenSize, this.numKvHeads * this.headDim));
-    this.v_proj = this.addModule("v_proj", lin(c.hiddenSize, this.numKvHeads * this.headDim));
-    this.o_proj = this.addModule("o_proj", lin(this.numHeads * this.headDim, c.hiddenSize));
+    const lin = (i: number, out: number, bias: boolean) => new Linear(i, out, { bias, ...o });
+    const qkvBias = v.qkvBias ?? c.attentionBias;
+    this.q_proj = this.addModule("q_proj", lin(c.hiddenSize, this.numHeads * this.headDim, qkvBias));
+    this.k_proj = this.addModule("k_proj", lin(c.hiddenSize, this.numKvHeads * this.headDim, qkvBias));
+    this.v_proj = this.addModule("v_proj", lin(c.hiddenSize, this.numKvHeads * this.headDim, qkvBias));
+    this.o_proj = this.addModule("o_proj", lin(this.numHeads * this.headDim, c.hiddenSize, v.outputBias ?? c.attentionBias));
   }
 
   /** x (B, T, C) -> (B, T, C) */
@@ -124,9 +149,9 @@ export class LlamaDecoderLayer extends Module {
   input_layernorm: RMSNorm;
   post_attention_layernorm: RMSNorm;
 
-  constructor(c: LlamaConfig, layerIdx: number, o: ModelPlacement = {}) {
+  constructor(c: LlamaConfig, layerIdx: number, o: ModelPlacement = {}, v: LlamaVariant = {}) {
     super();
-    this.self_attn = this.addModule("self_attn", new LlamaAttention(c, layerIdx, o));
+    this.self_attn = this.addModule("self_attn", new LlamaAttention(c, layerIdx, o, v));
     this.mlp = this.addModule("mlp", new LlamaMLP(c, o));
     this.input_layernorm = this.addModule("input_layernorm", new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps, ...o }));
     this.post_attention_layernorm = this.addModule("post_attention_layernorm", new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps, ...o }));
@@ -154,16 +179,19 @@ export class LlamaModel extends Module {
   layers: ModuleList<LlamaDecoderLayer>;
   norm: RMSNorm;
   readonly config: LlamaConfig;
-  readonly rotary: RotaryEmbedding;
+  readonly rotary: PositionRotary;
+  /** A variant's own rotary: position ids must be given, in its layout. */
+  private readonly customRotary: boolean;
 
-  constructor(c: LlamaConfig, o: ModelPlacement = {}) {
+  constructor(c: LlamaConfig, o: ModelPlacement = {}, v: LlamaVariant = {}) {
     super();
     this.config = c;
     // padding_idx = pad_token_id, as HF's LlamaModel: that row gets no gradient.
     this.embed_tokens = this.addModule("embed_tokens", new Embedding(c.vocabSize, c.hiddenSize, { paddingIdx: c.padTokenId, ...o }));
-    this.layers = this.addModule("layers", new ModuleList(Array.from({ length: c.numHiddenLayers }, (_, i) => new LlamaDecoderLayer(c, i, o))));
+    this.layers = this.addModule("layers", new ModuleList(Array.from({ length: c.numHiddenLayers }, (_, i) => new LlamaDecoderLayer(c, i, o, v))));
     this.norm = this.addModule("norm", new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps, ...o }));
-    this.rotary = new RotaryEmbedding({ dim: c.headDim, theta: c.ropeTheta, scaling: c.ropeScaling, maxPositionEmbeddings: c.maxPositionEmbeddings });
+    this.customRotary = v.rotary !== undefined;
+    this.rotary = v.rotary ?? new RotaryEmbedding({ dim: c.headDim, theta: c.ropeTheta, scaling: c.ropeScaling, maxPositionEmbeddings: c.maxPositionEmbeddings });
   }
 
   protected override onDispose(): void {
@@ -183,9 +211,13 @@ export class LlamaModel extends Module {
     if (cache && cache.numLayers !== this.layers.length) throw new Error(`LlamaModel: cache has ${cache.numLayers} layers, the model ${this.layers.length}`);
     const past = cache?.length ?? 0;
     if (cache && past > 0 && cache.batchSize !== b) throw new Error(`LlamaModel: cache holds batch ${cache.batchSize}, inputs have batch ${b}`);
+    if (this.customRotary && !inputs.positionIds) throw new Error("LlamaModel: this decoder's rotary embedding needs explicit position ids");
     return tidy(() => {
       const positions = inputs.positionIds ?? defaultPositionIds(attentionMask, b, t, past, inputsEmbeds.device);
-      if (positions.ndim !== 2 || positions.size(1) !== t) throw new Error(`LlamaModel: positionIds must be [batch, ${t}], got [${positions.shape.join(", ")}]`);
+      // A variant's rotary checks its own layout (e.g. [3, B, T]); the last dim is T in every layout.
+      if (this.customRotary ? positions.size(-1) !== t : positions.ndim !== 2 || positions.size(1) !== t) {
+        throw new Error(`LlamaModel: positionIds must be [${this.customRotary ? "..., " : "batch, "}${t}], got [${positions.shape.join(", ")}]`);
+      }
       const { cos, sin } = this.rotary.cosSin(positions, inputsEmbeds.dtype);
       const mask = decoderMask(attentionMask, t, past);
       let h = inputsEmbeds;

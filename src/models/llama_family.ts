@@ -2,11 +2,11 @@
 // savable and initializable like the vision families, for tests and for the
 // decoder halves of VLMs; vlm-grpo's trainers refuse them (vision: false).
 import { writeTokenizerFiles } from "../io/tokenizer_builder.js";
-import { type LlamaConfig, llamaConfigToJson, resolveLlamaConfig } from "./configs.js";
+import { type LlamaConfig, llamaConfigToJson, resolveLlamaConfig, WRITTEN_TRANSFORMERS_VERSION } from "./configs.js";
 import { IDEFICS3_PRESETS, type Idefics3PresetName, presetConfig, presetFiles } from "./idefics3/presets.js";
 import { initWeights } from "./init_weights.js";
 import { LlamaForCausalLM } from "./llama.js";
-import type { ModelFamily } from "./registry.js";
+import { generationConfigFromTokens, type ModelFamily } from "./registry.js";
 
 export const llamaFamily: ModelFamily<LlamaConfig> = {
   name: "llama",
@@ -16,7 +16,7 @@ export const llamaFamily: ModelFamily<LlamaConfig> = {
   vision: false,
   resolveConfig: (raw, where) => resolveLlamaConfig(raw, where),
   configToJson: (c, opts) => llamaConfigToJson(c, { ...opts, topLevel: true }),
-  generationTokens: (c) => ({ bos: c.bosTokenId, eos: c.eosTokenId, pad: c.padTokenId }),
+  generationConfig: (c) => generationConfigFromTokens(({ bos: c.bosTokenId, eos: c.eosTokenId, pad: c.padTokenId }), WRITTEN_TRANSFORMERS_VERSION),
   build: (c, placement) => new LlamaForCausalLM(c, placement),
   presets: IDEFICS3_PRESETS,
   async initPreset(preset, dir, opts) {

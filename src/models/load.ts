@@ -9,7 +9,7 @@ import { writeFolderAtomic, writeTextFileAtomic } from "../io/atomic.js";
 import { DEFAULT_MAX_SHARD_BYTES, dtypeOfSafetensors, SafetensorsFolder, saveSafetensorsSharded } from "../io/safetensors.js";
 import { describeKeyMismatch, type Module } from "../nn/index.js";
 import { type Device, type DType, isFloatingDType, keep, noGrad, type Tensor } from "../torch/index.js";
-import { type RawConfig, WRITTEN_TRANSFORMERS_VERSION } from "./configs.js";
+import type { RawConfig } from "./configs.js";
 import type { ModelPlacement } from "./llama.js";
 import { configToJson, familyOf, resolveConfig } from "./registry.js";
 import type { FamilyConfig, PretrainedModel } from "./vlm.js";
@@ -85,6 +85,18 @@ export function checkpointParameters(model: Module & { config?: FamilyConfig }):
   return out;
 }
 
+/** Options of loadWeights for families outside this file's own (a family-agnostic hook). */
+export interface LoadWeightsOptions {
+  /** The parameters to fill, by module path. Default checkpointParameters(model) (Llama / Idefics3). */
+  parameters?: Map<string, Tensor>;
+  /**
+   * Maps a key as stored in the files to the module path it fills, for a
+   * family whose checkpoints come in several key layouts (errors then name
+   * module paths). Two stored keys that map to one path are an error.
+   */
+  renameKey?: (stored: string) => string;
+}
+
 /**
  * Copies a checkpoint folder's tensors into a model, one tensor at a time.
  * Strict: before any data is read, the headers are checked against the model
@@ -92,26 +104,37 @@ export function checkpointParameters(model: Module & { config?: FamilyConfig }):
  * are tied aliases (lm_head.weight when tied) and rotary_emb.inv_freq buffers
  * are skipped, as transformers does.
  */
-export function loadWeights(model: Module & { config?: FamilyConfig }, dir: string): void {
+export function loadWeights(model: Module, dir: string, opts: LoadWeightsOptions = {}): void {
   const folder = SafetensorsFolder.open(dir);
-  const params = checkpointParameters(model);
+  const params = opts.parameters ?? checkpointParameters(model as Module & { config?: FamilyConfig });
   const own = new Set(params.values());
   const aliases = new Set(model.allParameterPaths().filter((p) => !params.has(p) && own.has(model.getParameter(p))));
-  const names = folder.names.filter((n) => !aliases.has(n) && !IGNORED_KEY.test(n));
-  const given = new Map(names.map((n) => [n, folder.fileOf(n).entry(n).shape] as [string, number[]]));
+  const config = (model as unknown as { config?: FamilyConfig }).config;
+  const familyKeys = config ? familyOf(config).checkpointKeys : undefined;
+  const rename = opts.renameKey ?? familyKeys?.toModulePath ?? ((k: string) => k);
+  const storedOf = new Map<string, string>(); // module path -> stored key
+  for (const n of folder.names) {
+    if (IGNORED_KEY.test(n)) continue;
+    const k = rename(n);
+    if (aliases.has(k)) continue;
+    const prev = storedOf.get(k);
+    if (prev !== undefined) throw new Error(`checkpoint ${dir}: tensors '${prev}' and '${n}' both load into '${k}'`);
+    storedOf.set(k, n);
+  }
+  const given = new Map([...storedOf].map(([k, n]) => [k, folder.fileOf(n).entry(n).shape] as [string, number[]]));
   const expected = new Map([...params].map(([k, t]) => [k, t.shape] as [string, number[]]));
   const check = describeKeyMismatch(`checkpoint ${dir}`, expected, given, true);
   if (check.message) throw new Error(check.message);
-  for (const n of names) {
+  for (const n of storedOf.values()) {
     const stored = folder.fileOf(n).entry(n).dtype;
     const dt = dtypeOfSafetensors(stored);
     if (dt === null || !isFloatingDType(dt)) throw new Error(`checkpoint ${dir}: tensor '${n}' has dtype ${stored}; parameters must be floating point`);
   }
   noGrad(() => {
-    for (const n of names) {
+    for (const [k, n] of storedOf) {
       const t = folder.get(n);
       try {
-        params.get(n)!.copy_(t);
+        params.get(k)!.copy_(t);
       } finally {
         t.dispose();
       }
@@ -174,13 +197,7 @@ export function parseSize(size: number | string): number {
 
 /** generation_config.json as transformers derives it from a model config. */
 export function generationConfigJson(config: FamilyConfig): RawConfig {
-  const t = familyOf(config).generationTokens(config);
-  const out: RawConfig = { _from_model_config: true };
-  if (t.bos !== null) out.bos_token_id = t.bos;
-  if (t.eos !== null) out.eos_token_id = t.eos;
-  if (t.pad !== null) out.pad_token_id = t.pad;
-  out.transformers_version = WRITTEN_TRANSFORMERS_VERSION;
-  return out;
+  return familyOf(config).generationConfig(config);
 }
 
 /**
@@ -201,6 +218,7 @@ export async function savePretrained(model: PretrainedModel, outDir: string, opt
   if (copyFrom !== undefined && !fs.existsSync(copyFrom)) throw new Error(`savePretrained: copyFilesFrom folder ${copyFrom} does not exist`);
   const copies = copyFrom ? (opts.copyFileNames ?? COPIED_FILE_NAMES).filter((n) => fs.existsSync(path.join(copyFrom, n))) : [];
   const state = checkpointParameters(model);
+  const storedKey = familyOf(model.config).checkpointKeys?.toStoredKey ?? ((k: string) => k);
   const first = state.values().next().value as Tensor;
   const torchDtype = opts.dtype ?? first.dtype;
   // Converted copies exist only while writing.
@@ -210,9 +228,9 @@ export async function savePretrained(model: PretrainedModel, outDir: string, opt
     if (isFloatingDType(t.dtype) && t.dtype !== torchDtype) {
       const c = keep(noGrad(() => t.to(torchDtype)));
       owned.push(c);
-      tensors.set(k, c);
+      tensors.set(storedKey(k), c);
     } else {
-      tensors.set(k, t);
+      tensors.set(storedKey(k), t);
     }
   }
   let files: string[] = [];

@@ -6,6 +6,7 @@ import type { HFTokenizer } from "../io/tokenizer.js";
 import type { RawConfig } from "./configs.js";
 import { idefics3Family } from "./idefics3/family.js";
 import { llamaFamily } from "./llama_family.js";
+import { qwen2VlFamily, qwen25VlFamily } from "./qwen2_vl/family.js";
 import type { ModelPlacement } from "./llama.js";
 import type { VlmImageProcessor } from "./processor.js";
 import type { FamilyConfig, PretrainedModel } from "./vlm.js";
@@ -15,6 +16,16 @@ export interface GenerationTokens {
   bos: number | null;
   eos: number | number[] | null;
   pad: number | null;
+}
+
+/** generation_config.json as transformers derives it from a model config's token ids. */
+export function generationConfigFromTokens(t: GenerationTokens, transformersVersion: string): RawConfig {
+  const out: RawConfig = { _from_model_config: true };
+  if (t.bos !== null) out.bos_token_id = t.bos;
+  if (t.eos !== null) out.eos_token_id = t.eos;
+  if (t.pad !== null) out.pad_token_id = t.pad;
+  out.transformers_version = transformersVersion;
+  return out;
 }
 
 /** Options of a preset's config and files (init-model). */
@@ -41,8 +52,17 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
   /** A vision-language model (vlm-grpo trains these) or a text-only decoder. */
   readonly vision: boolean;
   resolveConfig(raw: RawConfig, where: string): C;
+  /** config.json content; `torchDtype` is the saved weights' dtype. */
   configToJson(config: C, opts: { torchDtype?: string }): RawConfig;
-  generationTokens(config: C): GenerationTokens;
+  /** generation_config.json content when the source folder has none (see generationConfigFromTokens). */
+  generationConfig(config: C): RawConfig;
+  /**
+   * Checkpoint key layout when it differs from the module paths (e.g.
+   * Qwen2-VL's hub keys visual.* / model.* for model.visual.* /
+   * model.language_model.*): stored key -> module path (load; may accept
+   * several layouts) and module path -> stored key (save).
+   */
+  checkpointKeys?: { toModulePath(stored: string): string; toStoredKey(modulePath: string): string };
   /** A model with uninitialized parameters (load weights or init next). */
   build(config: C, placement?: ModelPlacement): PretrainedModel;
   /** The image processor of a model folder (vision families only). */
@@ -56,7 +76,7 @@ export interface ModelFamily<C extends FamilyConfig = FamilyConfig> {
 }
 
 // biome-ignore lint: families are heterogeneous in their config type
-const FAMILIES: readonly ModelFamily<any>[] = [idefics3Family, llamaFamily];
+const FAMILIES: readonly ModelFamily<any>[] = [idefics3Family, qwen2VlFamily, qwen25VlFamily, llamaFamily];
 
 /** Every registered family. */
 export function modelFamilies(): readonly ModelFamily[] {

@@ -50,9 +50,9 @@ export interface PrefillPositions {
   /** [B, T] (1-D RoPE) or [3, B, T] (M-RoPE). */
   positionIds: Tensor;
   /**
-   * [B, 1] int64 added to a row's 1-D decode position (its real-token count
-   * minus 1); absent = 0 (plain RoPE). Repeat it with the rows when the batch
-   * is repeated (group sharing).
+   * Per row (dim 0 = batch), what decodePositions adds to a row's 1-D decode
+   * position (its real-token count minus 1); absent = 0 (plain RoPE).
+   * Repeated with the rows when the batch is repeated (group sharing).
    */
   ropeDeltas?: Tensor;
 }

@@ -91,8 +91,9 @@ const under = (path: string, prefixes: readonly string[]) => prefixes.some((p) =
 /** Whether the Linear at `path` is adapted under these options. */
 export function isLoraTarget(path: string, o: ResolvedLoraOptions): boolean {
   const last = path.slice(path.lastIndexOf(".") + 1);
-  if (under(path, o.scopes.vision)) return o.includeVision;
+  // The connector first: it may sit inside the vision tower's tree (Qwen2-VL's model.visual.merger).
   if (under(path, o.scopes.connector)) return o.includeConnector;
+  if (under(path, o.scopes.vision)) return o.includeVision;
   if (path === "lm_head" || path.endsWith(".lm_head")) return false;
   return o.targetModules.includes(last);
 }

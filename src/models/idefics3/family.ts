@@ -2,7 +2,8 @@
 // connector -> Llama decoder. Registered in ../registry.ts.
 import { writeTokenizerFiles } from "../../io/tokenizer_builder.js";
 import { initWeights } from "../init_weights.js";
-import type { ModelFamily } from "../registry.js";
+import { generationConfigFromTokens, type ModelFamily } from "../registry.js";
+import { WRITTEN_TRANSFORMERS_VERSION } from "../configs.js";
 import { type Idefics3Config, idefics3ConfigToJson, resolveIdefics3Config } from "./config.js";
 import { readProcessorConfig, writeProcessorFiles } from "./image_processor_config.js";
 import { Idefics3ForConditionalGeneration } from "./model.js";
@@ -17,7 +18,7 @@ export const idefics3Family: ModelFamily<Idefics3Config> = {
   vision: true,
   resolveConfig: resolveIdefics3Config,
   configToJson: idefics3ConfigToJson,
-  generationTokens: (c) => ({ bos: c.text.bosTokenId, eos: c.text.eosTokenId, pad: c.text.padTokenId ?? c.padTokenId }),
+  generationConfig: (c) => generationConfigFromTokens(({ bos: c.text.bosTokenId, eos: c.text.eosTokenId, pad: c.text.padTokenId ?? c.padTokenId }), WRITTEN_TRANSFORMERS_VERSION),
   build: (c, placement) => new Idefics3ForConditionalGeneration(c, placement),
   loadImageProcessor: async (dir, tokenizer, c) => new Idefics3PromptImages(readProcessorConfig(dir), (t) => tokenizer.tokenToId(t), c.imageSeqLen),
   presets: IDEFICS3_PRESETS,
