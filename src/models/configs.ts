@@ -95,8 +95,13 @@ export class Reader {
   private bad(key: string, want: string): never {
     throw new Error(`${this.where}: field "${key}" must be ${want}, got ${JSON.stringify(this.raw[key])}`);
   }
+  /** Present and not null. */
   has(key: string): boolean {
     return this.raw[key] !== undefined && this.raw[key] !== null;
+  }
+  /** The first present key of `keys` (aliases), or undefined. */
+  first(...keys: string[]): string | undefined {
+    return keys.find((k) => this.has(k));
   }
   int(key: string, def: number, min = 1): number {
     const v = this.raw[key] ?? def;
@@ -130,12 +135,24 @@ export class Reader {
     if (Array.isArray(v) && v.every((x) => Number.isInteger(x))) return v as number[];
     this.bad(key, "an integer token id, a list of them, or null");
   }
+  /** A list of integers >= min. */
+  ints(key: string, def: readonly number[], min = 0): number[] {
+    const v = this.raw[key] ?? def;
+    if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= min)) this.bad(key, `a list of integers >= ${min}`);
+    return [...(v as number[])];
+  }
   obj(key: string): RawConfig | null {
     const v = this.raw[key];
     if (v === undefined || v === null) return null;
     if (typeof v !== "object" || Array.isArray(v)) this.bad(key, "an object");
     return v as RawConfig;
   }
+}
+
+/** `o` without the given keys. */
+export function omitKeys(o: RawConfig, keys: Iterable<string>): RawConfig {
+  const drop = new Set(keys);
+  return Object.fromEntries(Object.entries(o).filter(([k]) => !drop.has(k)));
 }
 
 export function isObject(v: unknown): v is RawConfig {

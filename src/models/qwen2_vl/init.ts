@@ -16,7 +16,8 @@ import path from "node:path";
 
 import { writeTextFileAtomic } from "../../io/atomic.js";
 import { Embedding, LayerNorm, Linear, type Module, RMSNorm } from "../../nn/index.js";
-import { type DType, Generator, isFloatingDType, noGrad, rand, randn, type Tensor } from "../../torch/index.js";
+import { type DType, noGrad } from "../../torch/index.js";
+import { ParamFiller } from "../init_weights.js";
 import { initModel, type InitModelResult } from "../init_model.js";
 import type { QwenFamily, QwenVLConfig } from "./config.js";
 import { QWEN_IMAGE_PROCESSOR_DEFAULTS, qwenPreprocessorJson } from "./image_processor.js";
@@ -43,65 +44,33 @@ export interface QwenInitWeightsOptions {
 /** Fills every parameter of a freshly built model; throws naming any parameter without a rule. */
 export function initQwenWeights(model: QwenVLForConditionalGeneration, opts: QwenInitWeightsOptions = {}): void {
   const c = model.config;
-  const g = new Generator(opts.seed ?? 0);
-  const done = new Set<Tensor>();
-  const normal = (t: Tensor | null, std: number) => {
-    if (!t || done.has(t)) return;
-    const r = randn(t.shape, { generator: g });
-    const s = r.mul(std);
-    t.copy_(s);
-    r.dispose();
-    s.dispose();
-    done.add(t);
-  };
-  const fill = (t: Tensor | null, v: number) => {
-    if (!t || done.has(t)) return;
-    t.fill_(v);
-    done.add(t);
-  };
-  const xavierUniform = (t: Tensor) => {
-    if (done.has(t)) return;
-    const [fanOut, fanIn] = t.shape;
-    const a = Math.sqrt(6 / (fanIn + fanOut));
-    const r = rand(t.shape, { generator: g });
-    const s = r.mul(2 * a).sub(a);
-    t.copy_(s);
-    r.dispose();
-    s.dispose();
-    done.add(t);
-  };
+  const f = new ParamFiller(opts.seed ?? 0);
   const siglip = opts.visionInit === "siglip";
   noGrad(() => {
     for (const [name, m] of (model as Module).namedModules()) {
       const inVision = name.startsWith("model.visual");
       const std = inVision ? (opts.visionStd ?? c.vision.initializerRange) : (opts.textStd ?? c.text.initializerRange);
       if (siglip && inVision && m instanceof Linear) {
-        xavierUniform(m.weight);
-        fill(m.bias, 0);
+        f.xavierUniform(m.weight);
+        f.fill(m.bias, 0);
       } else if (siglip && inVision && m instanceof PatchProjection) {
-        normal(m.weight, 1 / Math.sqrt(m.weight.numel / m.weight.shape[0]));
+        f.lecunNormal(m.weight);
       } else if (m instanceof Linear) {
-        normal(m.weight, std);
-        fill(m.bias, 0);
+        f.normal(m.weight, std);
+        f.fill(m.bias, 0);
       } else if (m instanceof PatchProjection) {
-        normal(m.weight, std);
+        f.normal(m.weight, std);
       } else if (m instanceof Embedding) {
-        normal(m.weight, std);
-        if (m.paddingIdx !== null) {
-          const row = m.weight.select(0, m.paddingIdx);
-          row.zero_();
-          row.dispose();
-        }
+        f.embedding(m, std);
       } else if (m instanceof LayerNorm) {
-        fill(m.weight, 1);
-        fill(m.bias, 0);
+        f.fill(m.weight, 1);
+        f.fill(m.bias, 0);
       } else if (m instanceof RMSNorm) {
-        fill(m.weight, 1);
+        f.fill(m.weight, 1);
       }
     }
   });
-  const missed = model.namedParameters().filter(([, t]) => !done.has(t));
-  if (missed.length) throw new Error(`initQwenWeights: no init rule for ${missed.map(([k]) => `'${k}'`).join(", ")}`);
+  f.check(model, "initQwenWeights");
 }
 
 /**
