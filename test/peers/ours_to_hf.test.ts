@@ -19,7 +19,7 @@ import { after, before, describe, test } from "node:test";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { loadPretrained, savePretrained } from "../../src/models/index.js";
 import { type Tensor, tidy } from "../../src/torch/index.js";
-import { peerSkip, runPython, scratch } from "./helpers/bridge.js";
+import { peerSkip, ROOT, runPython, scratch } from "./helpers/bridge.js";
 import { vlmGrpo } from "./helpers/cli.js";
 import { assertTbMatchesJsonl, type TbRun } from "./helpers/tb_compare.js";
 
@@ -93,7 +93,9 @@ before(async () => {
   const sft = { sft: { max_steps: 2, micro_batch_size: 4, grad_accum: 1, lr: 1e-2, log_every: 1, eval_examples: 4 } };
   vlmGrpo(["sft", "--config", writeConfig("sft-full", w("init"), data, false, { sft: { ...sft.sft, freeze_vision: false } })]);
   vlmGrpo(["sft", "--config", writeConfig("sft-lora", w("init"), data, true, sft)]);
-  const grpo = { grpo: { steps: 2, prompts_per_step: 2, num_generations: 2, max_completion_length: 4, lr: 1e-2, log_every: 1, beta: 0.04 } };
+  // A length reward gives every group of a random model reward variance, hence a gradient.
+  const lengthReward = path.join(ROOT, "test/fixtures/rewards/length_reward.mjs");
+  const grpo = { grpo: { steps: 2, prompts_per_step: 2, num_generations: 4, max_completion_length: 6, lr: 1e-2, log_every: 1, beta: 0.04, rewards: [{ module: lengthReward }] } };
   vlmGrpo(["grpo", "--config", writeConfig("grpo-lora", w("sft-lora/final"), data, true, grpo)]);
 
   Object.assign(dirs, {
