@@ -1,5 +1,8 @@
 // Builds the libtorch addon: native/src/*.cpp -> native/build/vlm_torch.node.
 // Run by `npm ci` (the package's install script) and `npm run build:native`.
+// VLM_NATIVE_BUILD=<folder> builds into another folder (default native/build),
+// so a second libtorch (e.g. pip's 2.x: LIBTORCH_USE_PYTORCH=1) can sit beside
+// the default build; src/torch/native.ts loads from the same variable.
 // Incremental (an object is rebuilt when its source or a header is newer),
 // parallel over the available cores, and atomic (outputs are renamed into place).
 import { spawn } from "node:child_process";
@@ -11,7 +14,8 @@ import { findLibtorch, INSTALL_HINT } from "./find-libtorch.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const srcDir = path.join(here, "src");
-const buildDir = path.join(here, "build");
+// Relative paths are taken from the project root, as src/torch/native.ts does.
+const buildDir = path.resolve(here, "..", process.env.VLM_NATIVE_BUILD || "native/build");
 const objDir = path.join(buildDir, "obj");
 const output = path.join(buildDir, "vlm_torch.node");
 
@@ -68,7 +72,7 @@ async function main() {
     ...lt.includeDirs,
     ...(lt.nccl && lt.cudaInclude ? [lt.cudaInclude] : []),
   ].map((d) => `-I${d}`);
-  const cflags = ["-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden", "-Wno-deprecated-declarations", "-Wno-unused-parameter", ...defines, ...includes];
+  const cflags = [`-std=${lt.cxxStd}`, "-O2", "-fPIC", "-fvisibility=hidden", "-Wno-deprecated-declarations", "-Wno-unused-parameter", ...defines, ...includes];
   fs.mkdirSync(objDir, { recursive: true });
   const flagsKey = JSON.stringify({ cxx, cflags });
   const flagsFile = path.join(objDir, "flags.json");
@@ -112,7 +116,7 @@ async function main() {
     const tmp = `${output}.${process.pid}.tmp`;
     await run(cxx, [...objects, "-o", tmp, ...ldflags]);
     fs.renameSync(tmp, output);
-    const info = { libtorch: lt.how, includeDirs: lt.includeDirs, libDirs: lt.libDirs, cxx11Abi: lt.cxx11Abi, cuda: lt.cuda, gloo: lt.gloo, nccl: lt.nccl };
+    const info = { libtorch: lt.how, version: lt.version?.join("."), cxxStd: lt.cxxStd, includeDirs: lt.includeDirs, libDirs: lt.libDirs, cxx11Abi: lt.cxx11Abi, cuda: lt.cuda, gloo: lt.gloo, nccl: lt.nccl };
     fs.writeFileSync(path.join(buildDir, "build-info.json"), JSON.stringify(info, null, 2) + "\n");
     console.log(`vlm-grpo: native addon ready: ${path.relative(process.cwd(), output)}`);
   }

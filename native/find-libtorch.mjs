@@ -68,6 +68,21 @@ function fromSystem() {
   };
 }
 
+/** [major, minor] from torch/version.h among the include folders, or null. */
+function headerVersion(includeDirs) {
+  for (const d of includeDirs) {
+    for (const rel of ["torch/headeronly/version.h", "torch/version.h", "torch/csrc/api/include/torch/version.h"]) {
+      const file = path.join(d, rel);
+      if (!exists(file)) continue;
+      const text = fs.readFileSync(file, "utf8");
+      const major = /#define TORCH_VERSION_MAJOR (\d+)/.exec(text);
+      const minor = /#define TORCH_VERSION_MINOR (\d+)/.exec(text);
+      if (major && minor) return [Number(major[1]), Number(minor[1])];
+    }
+  }
+  return null;
+}
+
 export function findLibtorch() {
   let found = null;
   if (process.env.LIBTORCH) found = fromFolder(process.env.LIBTORCH, `LIBTORCH=${process.env.LIBTORCH}`);
@@ -77,6 +92,11 @@ export function findLibtorch() {
   const findHeader = (rel) => found.includeDirs.some((d) => exists(path.join(d, rel)));
   const libDir = found.libDirs[0];
   found.cuda = exists(path.join(libDir, "libtorch_cuda.so"));
+  found.version = headerVersion(found.includeDirs);
+  // ATen's headers need C++20 from libtorch 2.12 on (PyTorch's own
+  // cpp_extension switched to -std=c++20 then); older ones build as C++17.
+  const [maj, min] = found.version ?? [0, 0];
+  found.cxxStd = maj > 2 || (maj === 2 && min >= 12) ? "c++20" : "c++17";
   const c10dGloo = findHeader("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp");
   // Gloo's own headers ship with Python wheels; on Debian they come from libgloo-dev.
   const glooHeaders = findHeader("gloo/algorithm.h") || exists("/usr/include/gloo/algorithm.h");

@@ -1,5 +1,9 @@
 // Compiles the TypeScript and runs the test suite with node's test runner.
-// Usage: node scripts/run-tests.mjs [--no-build] [filter...]   (filters match test file paths)
+// Usage: node scripts/run-tests.mjs [--no-build] [--peers] [filter...]   (filters match test file paths)
+// The core suite is every test but test/peers/; --peers runs only test/peers/
+// (the comparisons with Python's transformers / PEFT / TRL / TensorBoard /
+// safetensors, which need the venv of scripts/setup-peers.sh; see
+// scripts/test-peers.sh), so that the core suite never depends on Python.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -21,8 +25,11 @@ function findTests(dir) {
 const filters = args.filter((a) => !a.startsWith("--"));
 // Only compiled tests whose TypeScript source still exists (dist/ may hold stale ones).
 const hasSource = (f) => fs.existsSync(path.join(root, path.relative(path.join(root, "dist"), f)).replace(/\.js$/, ".ts"));
+const peersDir = path.join(root, "dist/test/peers") + path.sep;
+const peers = args.includes("--peers");
 const files = findTests(path.join(root, "dist/test"))
   .filter(hasSource)
+  .filter((f) => f.startsWith(peersDir) === peers)
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
 if (files.length === 0) {

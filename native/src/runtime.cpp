@@ -88,7 +88,9 @@ Napi::Value CreateGenerator(const Napi::CallbackInfo& info) {
     if (device.is_cpu()) {
       gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     } else if (device.is_cuda()) {
-      gen = at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.has_index() ? device.index() : 0).clone();
+      // Context::defaultGenerator exists in 1.13 and 2.x alike (the CUDA hooks'
+      // getDefaultCUDAGenerator was renamed getDefaultGenerator in 2.x).
+      gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, device.has_index() ? device.index() : 0)).clone();
       gen.set_current_seed(seed);
     } else {
       throw Napi::Error::New(env, "createGenerator: unsupported device " + device.str());

@@ -10,9 +10,14 @@
 //   processor resizes RGBA images first, premultiplied, and composites after;
 //   compositing first gives the same result up to rounding, because both
 //   steps are linear in premultiplied colour.)
-// - Grayscale becomes three equal channels; CMYK is converted through the
-//   image's ICC profile (Pillow's convert("RGB") uses a naive formula without
-//   profiles, so CMYK colours can differ); 16-bit samples are scaled to 8 bits.
+// - Grayscale becomes three equal channels.
+// - CMYK and 16-bit grayscale follow Pillow's convert("RGB") (what
+//   transformers' load_image calls; checked against Pillow 12.3 by
+//   test/peers/processor.test.ts): CMYK by Pillow's formula without colour
+//   management, R = (255 - K) - C * (255 - K) / 255 (integer rounding as its
+//   MULDIV255), not through an ICC profile; 16-bit grayscale (Pillow's "I;16")
+//   is clipped at 255, so such an image comes out nearly white in transformers
+//   and here alike; 16-bit colour keeps the high byte of each sample.
 // - GIF, WebP and TIFF: the first frame / page only.
 // - Images larger than a pixel limit are refused from their header, before
 //   any pixel is decoded (decompression bombs).
@@ -72,6 +77,31 @@ export function compositeOnWhite(rgba: Uint8Array, width: number, height: number
   return out;
 }
 
+/**
+ * CMYK (0 = no ink) -> RGB as Pillow's convert("RGB") (Convert.c cmyk2rgb):
+ * each of R, G, B is (255 - K) - MULDIV255(C|M|Y, 255 - K), no colour management.
+ */
+export function cmykToRgbLikePillow(cmyk: Uint8Array): Uint8Array {
+  const n = cmyk.length / 4;
+  const out = new Uint8Array(n * 3);
+  const mulDiv255 = (a: number, b: number) => {
+    const t = a * b + 128;
+    return ((t >>> 8) + t) >>> 8;
+  };
+  for (let i = 0; i < n; i++) {
+    const nk = 255 - cmyk[i * 4 + 3];
+    for (let c = 0; c < 3; c++) out[i * 3 + c] = Math.max(0, nk - mulDiv255(cmyk[i * 4 + c], nk));
+  }
+  return out;
+}
+
+/** 16-bit grayscale -> RGB as Pillow's convert("RGB") of an "I;16" image: samples clipped at 255. */
+export function grey16ToRgbLikePillow(grey: Uint16Array): Uint8Array {
+  const out = new Uint8Array(grey.length * 3);
+  for (let i = 0; i < grey.length; i++) out.fill(Math.min(grey[i], 255), i * 3, i * 3 + 3);
+  return out;
+}
+
 function describe(source: string | Uint8Array, label?: string): string {
   if (label !== undefined) return label;
   return typeof source === "string" ? source : "<image bytes>";
@@ -123,14 +153,24 @@ export async function decodeImage(source: string | Uint8Array, opts: DecodeImage
 
   let data: Buffer;
   let info: OutputInfo;
+  // The colour spaces Pillow converts without colour management: keep them
+  // as stored (no ICC transform) and convert below as Pillow does.
+  const pillowSpace = meta.space === "cmyk" || (meta.space === "grey16" && meta.channels === 1) ? meta.space : null;
   try {
-    ({ data, info } = await sharp(input, { limitInputPixels: Number.isFinite(maxPixels) ? Math.ceil(maxPixels) : false, pages: 1, page: 0, failOn: "error" })
-      .autoOrient() // EXIF orientation
-      .toColourspace("srgb") // grayscale -> 3 channels, CMYK -> RGB (ICC), 16-bit -> 8-bit
-      .raw({ depth: "uchar" })
-      .toBuffer({ resolveWithObject: true }));
+    const img = sharp(input, { limitInputPixels: Number.isFinite(maxPixels) ? Math.ceil(maxPixels) : false, pages: 1, page: 0, failOn: "error" }).autoOrient(); // EXIF orientation
+    ({ data, info } = await (pillowSpace
+      ? img.pipelineColourspace(pillowSpace).toColourspace(pillowSpace).raw({ depth: pillowSpace === "grey16" ? "ushort" : "uchar" })
+      : img.toColourspace("srgb").raw({ depth: "uchar" }) // grayscale -> 3 channels, 16-bit colour -> 8-bit
+    ).toBuffer({ resolveWithObject: true }));
   } catch (e) {
     throw new Error(`${label}: cannot decode ${format} image (${(e as Error).message})`);
+  }
+  if (pillowSpace === "cmyk") {
+    if (info.channels !== 4) throw new Error(`${label}: CMYK image decoded to ${info.channels} channels, expected 4`);
+    return { data: cmykToRgbLikePillow(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)), width: info.width, height: info.height };
+  }
+  if (pillowSpace === "grey16") {
+    return { data: grey16ToRgbLikePillow(new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2)), width: info.width, height: info.height };
   }
   const px = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (info.channels === 3) return { data: px, width: info.width, height: info.height };

@@ -6,10 +6,13 @@ import os from "node:os";
 
 import { type Device, type DType, dispose, ELEMENT_SIZE, isFloatingDType, readTensorFromFile, Tensor, writeTensorToFd } from "../torch/index.js";
 import { writeFileAtomic } from "./atomic.js";
-import { dtypeOfSafetensors, encodeHeader, readSafetensorsHeader, safetensorsDType, type SafetensorsEntry, type SafetensorsHeader } from "./safetensors_header.js";
+import { dtypeOfSafetensors, encodeHeader, SAFETENSORS_DTYPE_SIZE, readSafetensorsHeader, safetensorsDType, type SafetensorsEntry, type SafetensorsHeader } from "./safetensors_header.js";
 
 // The format is little-endian and the tensors go byte for byte into memory.
 if (os.endianness() !== "LE") throw new Error("safetensors I/O assumes a little-endian host");
+
+/** The safetensors dtypes the engine can load, for error messages. */
+const LOADABLE = Object.keys(SAFETENSORS_DTYPE_SIZE).filter((n) => dtypeOfSafetensors(n) !== null).join(", ");
 
 /** Tensors to save: a Map or a plain object from name to tensor. */
 export type TensorDict = ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
@@ -100,7 +103,7 @@ export class SafetensorsFile {
     const e = this.entry(name);
     const dtype = dtypeOfSafetensors(e.dtype);
     if (dtype === null) {
-      throw new Error(`safetensors ${this.path}: tensor '${name}': dtype ${e.dtype} cannot be loaded (libtorch 1.13 has no such type)`);
+      throw new Error(`safetensors ${this.path}: tensor '${name}': dtype ${e.dtype} cannot be loaded; the engine has no such dtype (it loads ${LOADABLE})`);
     }
     if (SafetensorsFile.stampOf(this.path) !== this.stamp) {
       throw new Error(`safetensors ${this.path}: the file changed since its header was read; open it again`);

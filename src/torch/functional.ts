@@ -59,6 +59,11 @@ export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?
  */
 export function rmsNorm(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   if (features.nativeRmsNorm) return callT("aten::rms_norm", x, [x.size(-1)], weight ?? null, eps);
+  return rmsNormComposite(x, weight, eps);
+}
+
+/** rmsNorm from elementary ops, as used without aten::rms_norm (exported so tests can compare the two). */
+export function rmsNormComposite(x: Tensor, weight?: Tensor | null, eps = 1e-6): Tensor {
   return tidy(() => {
     const inv = x.pow(2).mean(-1, true).add(eps).rsqrt();
     const y = x.mul(inv);
@@ -124,6 +129,28 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
       const args = [q, k, v, attnMask, dropoutP, isCausal] as const;
       return features.fusedAttentionScale ? callT("aten::scaled_dot_product_attention", ...args, scale) : callT("aten::scaled_dot_product_attention", ...args);
     }
+    return sdpaComposite(q, k, v, attnMask, dropoutP, isCausal, scale);
+  });
+}
+
+/**
+ * scaledDotProductAttention from elementary ops (matmul, masked fill,
+ * softmax in q's dtype), the path of libtorch < 2.0; exported so tests can
+ * compare it with the fused kernel. Arguments as resolved by the caller.
+ */
+export function scaledDotProductAttentionComposite(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const { dropoutP = 0, isCausal = false } = opts;
+  if (opts.attnMask && isCausal) throw new Error("scaledDotProductAttentionComposite: pass either attnMask or isCausal, not both");
+  const scale = opts.scale ?? 1 / Math.sqrt(q.size(-1));
+  return tidy(() => {
+    let attnMask = opts.attnMask ?? null;
+    if (attnMask && attnMask.dtype !== "bool" && attnMask.dtype !== q.dtype) attnMask = attnMask.to(q.dtype);
+    return sdpaComposite(q, k, v, attnMask, dropoutP, isCausal, scale);
+  });
+}
+
+function sdpaComposite(q: Tensor, k: Tensor, v: Tensor, attnMask: Tensor | null, dropoutP: number, isCausal: boolean, scale: number): Tensor {
+  return tidy(() => {
     let scores = q.matmul(k.transpose(-2, -1)).mul(scale); // (B, H, L, S)
     const L = q.size(-2);
     const S = k.size(-2);

@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** An opaque tensor handle owned by the addon (a tagged N-API External). */
@@ -100,16 +101,23 @@ export interface NativeBinding {
   pgDestroy(pg: ProcessGroupHandle): void;
 }
 
+/**
+ * The addon to load: VLM_TORCH_ADDON (a .node file), else vlm_torch.node in
+ * VLM_NATIVE_BUILD (a build folder, relative to the project root; default
+ * native/build), the variable native/build.mjs builds into.
+ */
 function addonPath(): string {
   if (process.env.VLM_TORCH_ADDON) return process.env.VLM_TORCH_ADDON;
-  // dist/src/torch/native.js -> <root>/native/build/vlm_torch.node
-  return fileURLToPath(new URL("../../../native/build/vlm_torch.node", import.meta.url));
+  // dist/src/torch/native.js -> <root>
+  const root = fileURLToPath(new URL("../../../", import.meta.url));
+  return path.resolve(root, process.env.VLM_NATIVE_BUILD || "native/build", "vlm_torch.node");
 }
 
 function load(): NativeBinding {
   const file = addonPath();
   if (!fs.existsSync(file)) {
-    throw new Error(`vlm-grpo: the native addon ${file} is not built; run 'npm run build:native' (or 'npm ci')`);
+    const how = process.env.VLM_NATIVE_BUILD ? `VLM_NATIVE_BUILD=${process.env.VLM_NATIVE_BUILD} node native/build.mjs (with the LIBTORCH / LIBTORCH_USE_PYTORCH it was meant for)` : "'npm run build:native' (or 'npm ci')";
+    throw new Error(`vlm-grpo: the native addon ${file} is not built; run ${how}`);
   }
   const require = createRequire(import.meta.url);
   const binding = require(file) as NativeBinding;

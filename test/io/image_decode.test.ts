@@ -8,7 +8,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
-import { compositeOnWhite, decodeImage, DEFAULT_MAX_PIXELS } from "../../src/io/image_decode.js";
+import { cmykToRgbLikePillow, compositeOnWhite, decodeImage, DEFAULT_MAX_PIXELS, grey16ToRgbLikePillow } from "../../src/io/image_decode.js";
 import { tempDir } from "./helpers.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -44,9 +44,22 @@ test("JPEG and CMYK JPEG decode to 3 channels with the right colours (lossy: tol
   assert.equal((await sharp(cmykBuf).metadata()).space, "cmyk", "the fixture is really CMYK");
   const cmyk = await decodeImage(cmykBuf);
   assert.equal(cmyk.data.length, 16 * 8 * 3);
-  // Through the ICC round trip the colour moves a little but stays a strong red (not inverted, not grey).
+  // sharp writes CMYK through an ICC profile; decoding uses Pillow's formula without one (as transformers does),
+  // so the colour moves but stays a strong red (not inverted, not grey).
   const [r, g, b] = cmyk.data;
   assert.ok(r > 170 && g < 90 && b < 70, `CMYK red decoded as ${r},${g},${b}`);
+});
+
+test("CMYK and 16-bit grayscale convert as Pillow's convert(\"RGB\") does (values from Pillow 12.3)", async () => {
+  // Image.fromarray(q, "CMYK").convert("RGB") in Pillow 12.3 (the peer suite checks whole files against it).
+  const cmyk = Uint8Array.from([0, 0, 0, 0, 255, 255, 255, 255, 117, 19, 112, 0, 10, 200, 30, 77, 255, 0, 128, 200, 1, 2, 3, 254]);
+  assert.deepEqual(Array.from(cmykToRgbLikePillow(cmyk)), [255, 255, 255, 0, 0, 0, 138, 236, 143, 171, 38, 157, 0, 55, 27, 1, 1, 1]);
+  // Pillow's "I;16" -> "RGB" clips at 255.
+  assert.deepEqual(Array.from(grey16ToRgbLikePillow(Uint16Array.from([0, 1, 255, 256, 65535]))), [0, 0, 0, 1, 1, 1, 255, 255, 255, 255, 255, 255, 255, 255, 255]);
+  // A 16-bit grayscale PNG file takes that path (sharp widens 8-bit v to v * 257: 0, 257, 65535).
+  const g16 = await sharp(Buffer.from([0, 1, 255]), { raw: { width: 3, height: 1, channels: 1 } }).toColourspace("grey16").png().toBuffer();
+  assert.equal((await sharp(g16).metadata()).space, "grey16", "the fixture is really 16-bit grayscale");
+  assert.deepEqual(Array.from((await decodeImage(g16)).data), [0, 0, 0, 255, 255, 255, 255, 255, 255]);
 });
 
 test("grayscale becomes three equal channels; grey+alpha and RGBA are composited onto white as Pillow does", async () => {

@@ -1,0 +1,189 @@
+// ours -> transformers / PEFT: folders we write load in the real libraries.
+//   - init-model (float32 and bfloat16), savePretrained in 4 shards, SFT full
+//     fine-tuning, SFT with LoRA (merged) and GRPO with LoRA (merged), all made
+//     with our `vlm-grpo` CLI on a tiny synthetic set, load with
+//     AutoModelForImageTextToText.from_pretrained + AutoProcessor.from_pretrained
+//     with no missing / unexpected / mismatched keys and no loading message
+//     about keys; transformers' logits (eager, float32) on a left-padded batch
+//     with images equal ours within 1e-5 (max abs over real positions);
+//   - the LoRA adapter folders load with PeftModel.from_pretrained: every
+//     stored tensor is what PEFT holds (bit for bit), and PEFT's logits (base +
+//     adapter, unmerged) equal ours for the merged folder within 1e-5;
+//   - TensorBoard's EventAccumulator reads the SFT and GRPO runs' event files:
+//     every tag and step of metrics.jsonl, float32-rounded values, same wall time.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import { loadSafetensors } from "../../src/io/safetensors.js";
+import { loadPretrained, savePretrained } from "../../src/models/index.js";
+import { type Tensor, tidy } from "../../src/torch/index.js";
+import { peerSkip, ROOT, runPython, scratch } from "./helpers/bridge.js";
+import { vlmGrpo } from "./helpers/cli.js";
+import { assertTbMatchesJsonl, type TbRun } from "./helpers/tb_compare.js";
+
+const LOGITS_ATOL = 1e-5;
+/** Loading messages that would mean transformers / PEFT did not take every key as we wrote it. */
+const KEY_MESSAGE = /missing|unexpected|newly initialized|not initialized|not used|mismatch|were not|ignored|did not|random/i;
+
+interface ModelCheck {
+  class: string;
+  processor_class: string;
+  image_processor_class: string;
+  loading_info: Record<string, string[]>;
+  load_messages: string[];
+  processor_messages: string[];
+  tied: boolean;
+  config_dtype: string;
+  file: string;
+}
+interface AdapterCheck {
+  peft_type: string;
+  base: string;
+  target_modules: string | string[];
+  r: number;
+  lora_alpha: number;
+  load_messages: string[];
+  stored_keys_missing_in_peft: string[];
+  peft_keys_missing_in_file: string[];
+  max_abs_diff_loaded_vs_file: number;
+  lora_B_max_abs: number;
+  lora_modules: number;
+  file: string;
+}
+
+const skip = peerSkip();
+const work = scratch("vlm-peers-ours-");
+after(work.cleanup);
+const dirs: Record<string, string> = {};
+let models: Record<string, ModelCheck> = {};
+let adapters: Record<string, AdapterCheck> = {};
+let tbRuns: Record<string, TbRun> = {};
+
+/** A run config (YAML is a superset of JSON): tiny steps, LoRA or full fine-tuning. */
+function writeConfig(name: string, model: string, data: string, lora: boolean, extra: Record<string, unknown>): string {
+  const cfg = {
+    model,
+    output_dir: path.join(work.dir, name),
+    seed: 3,
+    data: { path: data },
+    prompt: { system_prompt: "", user_prompt: "Categories: {categories}?" },
+    lora: { enabled: lora, rank: 4, alpha: 8, dropout: 0 },
+    ...extra,
+  };
+  const file = path.join(work.dir, `${name}.yaml`);
+  fs.writeFileSync(file, JSON.stringify(cfg, null, 2));
+  return file;
+}
+
+before(async () => {
+  if (skip) return;
+  const w = (n: string) => path.join(work.dir, n);
+  vlmGrpo(["init-model", "--arch", "idefics3", "--preset", "tiny", "--out", w("init"), "--seed", "1", "--init-std", "0.1"]);
+  vlmGrpo(["init-model", "--arch", "idefics3", "--preset", "tiny", "--out", w("init-bf16"), "--seed", "2", "--init-std", "0.1", "--dtype", "bfloat16"]);
+  const { model } = await loadPretrained(w("init"));
+  try {
+    await savePretrained(model, w("sharded"), { maxShardSize: 300_000, copyFilesFrom: w("init") });
+  } finally {
+    model.dispose();
+  }
+  vlmGrpo(["data", "synth", "--out", w("data"), "--n", "24", "--image-size", "32", "--seed", "1"]);
+  const data = path.join(w("data"), "manifest.jsonl");
+  const sft = { sft: { max_steps: 2, micro_batch_size: 4, grad_accum: 1, lr: 1e-2, log_every: 1, eval_examples: 4 } };
+  vlmGrpo(["sft", "--config", writeConfig("sft-full", w("init"), data, false, { sft: { ...sft.sft, freeze_vision: false } })]);
+  vlmGrpo(["sft", "--config", writeConfig("sft-lora", w("init"), data, true, sft)]);
+  // A length reward gives every group of a random model reward variance, hence a gradient.
+  const lengthReward = path.join(ROOT, "test/fixtures/rewards/length_reward.mjs");
+  const grpo = { grpo: { steps: 2, prompts_per_step: 2, num_generations: 4, max_completion_length: 6, lr: 1e-2, log_every: 1, beta: 0.04, rewards: [{ module: lengthReward }] } };
+  vlmGrpo(["grpo", "--config", writeConfig("grpo-lora", w("sft-lora/final"), data, true, grpo)]);
+
+  Object.assign(dirs, {
+    "init-model": w("init"),
+    "init-model-bf16": w("init-bf16"),
+    "savePretrained-sharded": w("sharded"),
+    "sft-full": w("sft-full/final"),
+    "sft-lora-merged": w("sft-lora/final"),
+    "grpo-lora-merged": w("grpo-lora/final"),
+  });
+  const adapterDirs = { "sft-lora-adapter": w("sft-lora/final-adapter"), "grpo-lora-adapter": w("grpo-lora/final-adapter") };
+  const res = runPython<{ models: Record<string, ModelCheck>; adapters: Record<string, AdapterCheck> }>(
+    "idefics3_ours_check.py",
+    { models: Object.entries(dirs).map(([name, dir]) => ({ name, dir })), adapters: Object.entries(adapterDirs).map(([name, dir]) => ({ name, dir })), out: w("py") },
+    { dir: work.dir },
+  ).response;
+  models = res.models;
+  adapters = res.adapters;
+  tbRuns = runPython<{ runs: Record<string, TbRun> }>("tensorboard_peer.py", { logdirs: [w("sft-lora/tb"), w("grpo-lora/tb")] }, { dir: work.dir }).response.runs;
+});
+
+/** max |ours - theirs| over real positions, ours = the folder's model on the file's inputs. */
+async function compareLogits(dir: string, file: string): Promise<number> {
+  const { model } = await loadPretrained(dir, { dtype: "float32" });
+  const t = loadSafetensors(file);
+  try {
+    return tidy(() => {
+      const mask = t.get("attention_mask")!;
+      const { logits } = model.forward({ inputIds: t.get("input_ids")!, attentionMask: mask, pixelValues: t.get("pixel_values"), pixelAttentionMask: t.get("pixel_attention_mask") });
+      const theirs: Tensor = t.get("logits")!;
+      assert.deepEqual(logits.shape, theirs.shape, "logits shape");
+      return logits.sub(theirs).abs().maskedFill(mask.eq(0).unsqueeze(-1), 0).max().item() as number;
+    });
+  } finally {
+    for (const x of t.values()) x.dispose();
+    model.dispose();
+  }
+}
+
+describe("our folders in transformers", { skip }, () => {
+  for (const name of ["init-model", "init-model-bf16", "savePretrained-sharded", "sft-full", "sft-lora-merged", "grpo-lora-merged"]) {
+    test(`${name}: from_pretrained with no key complaints, processor loads, logits within ${LOGITS_ATOL}`, async (t) => {
+      const m = models[name];
+      assert.equal(m.class, "Idefics3ForConditionalGeneration");
+      assert.equal(m.processor_class, "Idefics3Processor");
+      for (const k of ["missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"]) assert.deepEqual(m.loading_info[k], [], `${name}: ${k}`);
+      const complaints = [...m.load_messages, ...m.processor_messages].filter((x) => KEY_MESSAGE.test(x));
+      assert.deepEqual(complaints, [], `${name}: loading messages`);
+      if (m.load_messages.length + m.processor_messages.length > 0) t.diagnostic(`other loading messages: ${[...m.load_messages, ...m.processor_messages].join(" | ")}`);
+      if (name === "init-model-bf16") assert.equal(m.config_dtype, "bfloat16");
+      const d = await compareLogits(dirs[name], m.file);
+      t.diagnostic(`max |ours - transformers| ${d.toExponential(2)}`);
+      assert.ok(d <= LOGITS_ATOL, `max |ours - transformers eager| = ${d} > ${LOGITS_ATOL}`);
+    });
+  }
+});
+
+describe("our LoRA adapters in PEFT", { skip }, () => {
+  for (const [name, merged] of [
+    ["sft-lora-adapter", "sft-lora-merged"],
+    ["grpo-lora-adapter", "grpo-lora-merged"],
+  ]) {
+    test(`${name}: PeftModel.from_pretrained holds every stored tensor; base + adapter logits = our merged folder within ${LOGITS_ATOL}`, async (t) => {
+      const a = adapters[name];
+      assert.equal(a.peft_type, "PeftType.LORA");
+      assert.equal(a.r, 4);
+      assert.equal(a.lora_alpha, 8);
+      assert.ok(a.lora_modules > 0, "PEFT wrapped some modules");
+      assert.deepEqual(a.stored_keys_missing_in_peft, [], "adapter file keys PEFT did not take");
+      assert.deepEqual(a.peft_keys_missing_in_file, [], "PEFT keys the file lacks");
+      assert.equal(a.max_abs_diff_loaded_vs_file, 0, "PEFT's LoRA tensors are the file's");
+      // lora_B starts at 0: a trained adapter must have moved it, else base + adapter = base trivially.
+      assert.ok(a.lora_B_max_abs > 1e-4, `lora_B max |value| ${a.lora_B_max_abs}: the adapter did not train`);
+      assert.deepEqual(a.load_messages.filter((x) => KEY_MESSAGE.test(x)), [], "PEFT loading messages");
+      const d = await compareLogits(dirs[merged], a.file);
+      t.diagnostic(`target modules ${String(a.target_modules)}; max |ours merged - PEFT| ${d.toExponential(2)}`);
+      assert.ok(d <= LOGITS_ATOL, `max |ours merged - PEFT base+adapter| = ${d} > ${LOGITS_ATOL}`);
+    });
+  }
+});
+
+describe("TensorBoard reads the training runs' event files", { skip }, () => {
+  for (const run of ["sft-lora", "grpo-lora"]) {
+    test(`${run}: every tag and step of metrics.jsonl, values float32-rounded, same wall time`, (t) => {
+      const tb = tbRuns[path.join(work.dir, run, "tb")];
+      assert.equal(tb.files.length, 1, "one event file");
+      const n = assertTbMatchesJsonl(tb, path.join(work.dir, run, "metrics.jsonl"));
+      t.diagnostic(`${n} values compared over ${Object.keys(tb.scalars).length} tags`);
+    });
+  }
+});
