@@ -331,7 +331,6 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
               zeroVarianceMode: g.zero_variance,
             });
             if (g.on_stall === "stop") {
-              progress?.done();
               const ckpt = saveTrainingCheckpoint(runDir, step, parts, "grpo", sampler.state());
               logs.end("failure");
               ended = true;
