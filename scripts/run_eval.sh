@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs `vlm-grpo eval` with configs/eval.yaml; extra arguments are passed on,
 # e.g. scripts/run_eval.sh --model DIR --data.path DATA
+# It runs in the directory you call it from, so relative paths (in your
+# arguments and in the config's values) mean what they mean there.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-[[ -f dist/src/cli/main.js ]] || bash scripts/setup.sh
-exec node dist/src/cli/main.js eval --config configs/eval.yaml "$@"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+[[ -f "$ROOT/dist/src/cli/main.js" ]] || bash "$ROOT/scripts/setup.sh"
+exec node "$ROOT/dist/src/cli/main.js" eval --config "$ROOT/configs/eval.yaml" "$@"

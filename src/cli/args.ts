@@ -1,6 +1,6 @@
 // A small argv splitter: known flags of a command (with or without a value)
 // are taken out; every other --dotted.key value pair is a config override;
-// bare words are positionals.
+// bare words are positionals. `-h` is `--help` wherever a command has --help.
 
 export interface FlagSpec {
   /** Flag takes a value (--out DIR or --out=DIR). */
@@ -23,7 +23,7 @@ export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec
   const overrides: string[] = [];
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
+    const a = argv[i] === "-h" && spec.help ? "--help" : argv[i];
     if (!a.startsWith("--") || a === "--") {
       positionals.push(a);
       continue;
@@ -63,4 +63,30 @@ export function numberFlag(p: ParsedArgs, name: string, dflt: number, check: { i
     throw new UsageError(`--${name}: expected ${want}, got '${v}'`);
   }
   return n;
+}
+
+/**
+ * The message without the prefixes the CLI adds itself: errors raised deeper
+ * often start with "vlm-grpo <command>: " or "<command>: ", and printing them
+ * after the CLI's own "vlm-grpo <command>: " would say it twice.
+ */
+export function withoutPrefix(message: string, command: string): string {
+  let m = message;
+  for (;;) {
+    const next = m.startsWith(`vlm-grpo ${command}: `) ? m.slice(`vlm-grpo ${command}: `.length) : m.startsWith(`${command}: `) ? m.slice(command.length + 2) : m;
+    if (next === m) return m;
+    m = next;
+  }
+}
+
+/**
+ * The line the CLI prints for an error of `command`: "vlm-grpo <command>:
+ * <message>" with the message's own copy of that prefix removed, or
+ * "vlm-grpo <command> <sub>: ..." when the message already names a
+ * subcommand ("data check: expected one PATH").
+ */
+export function errorLine(command: string, message: string): string {
+  const m = withoutPrefix(message, command);
+  if (m.startsWith(`${command} `) && /^\S+: /.test(m.slice(command.length + 1))) return `vlm-grpo ${m}`;
+  return `vlm-grpo ${command}: ${m}`;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `vlm-grpo` command. Each subcommand lives in its own file.
 import { ConfigError } from "../config/schema.js";
-import { UsageError } from "./args.js";
+import { TrainingStalledError } from "../train/stall.js";
+import { errorLine, UsageError } from "./args.js";
 import { configCommand } from "./commands/config_cmds.js";
 import { dataCommand } from "./commands/data_cmds.js";
 import { demoCommand } from "./commands/demo.js";
@@ -9,8 +10,10 @@ import { evalCommand, predictCommand } from "./commands/eval_cmds.js";
 import { generateCommand, initModelCommand } from "./commands/model_cmds.js";
 import { grpoCommand, sftCommand } from "./commands/train_cmds.js";
 import { selfcheck } from "./selfcheck.js";
+import { packageVersion } from "./version.js";
 
 const USAGE = `usage: vlm-grpo <command> [options]     (vlm-grpo <command> --help for its options)
+       vlm-grpo --version
 
 commands:
   demo         the whole pipeline on synthetic data with a small model (no download):
@@ -23,7 +26,11 @@ commands:
   predict      one JSON line per image: decision, categories, score
   generate     one completion for an image and a prompt
   config       config defaults (every key, its default and doc) | config check FILE...
-  selfcheck    check the tensor engine (libtorch, threads, BLAS, a small training run)`;
+  selfcheck    check the tensor engine (libtorch, threads, BLAS, a small training run)
+
+exit codes: 0 success, 1 error, 2 bad usage or config, ${TrainingStalledError.EXIT_CODE} GRPO not learning (grpo.on_stall: stop)`;
+
+const SELFCHECK_USAGE = "usage: vlm-grpo selfcheck\nchecks the tensor engine: libtorch version, threads, BLAS, matmul speed, a tiny training run, a safetensors round trip";
 
 const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | number> = {
   demo: demoCommand,
@@ -35,7 +42,14 @@ const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | nu
   predict: predictCommand,
   generate: generateCommand,
   config: configCommand,
-  selfcheck: () => selfcheck(),
+  selfcheck: (argv) => {
+    if (argv.includes("--help") || argv.includes("-h")) {
+      console.log(SELFCHECK_USAGE);
+      return 0;
+    }
+    if (argv.length) throw new UsageError(`unexpected argument '${argv[0]}'\n${SELFCHECK_USAGE}`);
+    return selfcheck();
+  },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -44,25 +58,32 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (command === "--version" || command === "-V" || command === "version") {
+    console.log(packageVersion());
+    return 0;
+  }
   const run = COMMANDS[command];
   if (!run) {
     console.error(`vlm-grpo: unknown command '${command}'\n\n${USAGE}`);
     return 2;
   }
+  const say = (e: unknown) => errorLine(command, (e as Error).message ?? String(e));
+  // `-h` right after the command is --help for every command (those with subcommands included).
+  const args = rest[0] === "-h" ? ["--help", ...rest.slice(1)] : rest;
   try {
-    return await run(rest);
+    return await run(args);
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`vlm-grpo ${command}: ${e.message}`);
+      console.error(say(e));
       return 2;
     }
     if (e instanceof ConfigError) {
       console.error(`vlm-grpo ${command}: invalid config:\n${e.message}`);
       return 2;
     }
-    console.error(`vlm-grpo ${command}: ${(e as Error).message ?? String(e)}`);
+    console.error(say(e));
     if (process.env.VLM_DEBUG) console.error((e as Error).stack);
-    return 1;
+    return e instanceof TrainingStalledError ? e.exitCode : 1;
   }
 }
 

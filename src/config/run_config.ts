@@ -103,6 +103,27 @@ export const runConfigSchema = s.object({
     save_every: s.number({ int: true, min: 0, default: 0, doc: "checkpoint every N steps (0 = at the end only)" }),
     keep_last: s.number({ int: true, min: 0, default: 2, doc: "checkpoints kept (0 = all)" }),
     log_every: s.number({ int: true, min: 1, default: 1, doc: "log metrics every N steps" }),
+    on_stall: s.string({
+      enum: ["stop", "warn"] as const,
+      default: "stop",
+      doc: "when GRPO is not learning for stall_steps steps in a row (every completion unparseable, every group's rewards equal, or a zero gradient): stop with an error (exit code 3, no final model) or warn and go on",
+    }),
+    stall_steps: s.number({ int: true, min: 1, default: 10, doc: "consecutive steps without a learning signal that count as a stall (see on_stall)" }),
+    eval_every: s.number({
+      int: true,
+      min: 0,
+      default: 0,
+      doc: "held-out eval (recall, FPR, unparseable rate; greedy, with eval.batch_size, eval.max_new_tokens, eval.unparseable_as) on the val split every N steps, logged as eval/*; 0 = only at the end (final_eval)",
+    }),
+    eval_examples: s.number({ int: true, min: 0, default: 64, doc: "val examples per held-out eval: the same seeded sample each time (0 = the whole val split)" }),
+    final_eval: s.boolean({ default: true, doc: "run the held-out eval after the last step too" }),
+    log_completions_every: s.number({
+      int: true,
+      min: 0,
+      default: 10,
+      doc: "every N steps, write a few sampled completions (prompt id, label, text, reward per function, advantage) to completions.jsonl and TensorBoard text (0 = off)",
+    }),
+    log_completions_count: s.number({ int: true, min: 1, default: 4, doc: "completions written per logged step (one per prompt first, then further ones)" }),
     rewards: s.array(rewardSpecSchema, {
       default: [{ name: "recall" }, { name: "format" }],
       doc: "reward functions (weighted sum); built-in recall, format, category_bonus, or {module: ./my_reward.js}",

@@ -21,18 +21,23 @@ import {
   makeOptimizer,
   makeScheduler,
   NonFiniteLossError,
-  openSinks,
   restoreTrainingCheckpoint,
   saveFinalModel,
   saveTrainingCheckpoint,
   seedEverything,
   StopRequest,
-  writeResolvedConfig,
 } from "./session.js";
+import { checkResumeSettings, describeChanges, readCheckpointConfig, reapplyOptimizerSettings } from "./resume_settings.js";
+import { planOutputDir, prepareOutputDir } from "./run_dir.js";
+import { RunLogs, writeRunConfig } from "./run_logs.js";
 
 export interface SftOptions {
   /** "auto" (latest checkpoint in output_dir, if any), a checkpoint folder, or a run folder. */
   resume?: string;
+  /** Clear a non-empty output_dir (a run folder) first; without it (or resume) a non-empty one is refused. */
+  overwrite?: boolean;
+  /** The config file, so that --overwrite never deletes it. */
+  configFile?: string;
   /** Stop after this many optimizer steps in this process (tests of resume); the run stays resumable. */
   stopAfterSteps?: number;
   /** Line logger. Default console.log. */
@@ -106,31 +111,54 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
   applyThreads(cfg);
   seedEverything(cfg.seed);
   const runDir = cfg.output_dir;
-  writeResolvedConfig(runDir, cfg, "sft");
+  // Validation first: nothing is written to output_dir before the folder plan, the
+  // resumed settings, the data and the model have been checked.
+  const ref = resolveResume(opts.resume, runDir);
+  const plan = planOutputDir(runDir, {
+    command: "sft",
+    resume: opts.resume,
+    resumeStep: ref?.step ?? null,
+    overwrite: opts.overwrite,
+    inputs: [["model folder", cfg.model], ["data", cfg.data.path], ...(opts.configFile ? ([["config file", opts.configFile]] as [string, string][]) : [])],
+  });
+  const changes = ref ? checkResumeSettings(readCheckpointConfig(ref.path), cfg, "sft", ref.path) : [];
   const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`sft: the train split of ${cfg.data.path} is empty`);
   const sc = cfg.sft;
   const policy = await loadTrainingPolicy(cfg, { freezeVision: sc.freeze_vision });
   const perStep = sc.micro_batch_size * sc.grad_accum;
   const totalSteps = sc.max_steps > 0 ? sc.max_steps : Math.max(1, Math.ceil((sc.epochs * splits.train.length) / perStep));
-  const optimizer = makeOptimizer(policy.trainable, sc.lr, sc.weight_decay);
-  const scheduler = makeScheduler(optimizer, sc.schedule, totalSteps, sc.warmup_ratio);
-  const parts = { policy, optimizer, scheduler, cfg };
+  let optimizer: ReturnType<typeof makeOptimizer>;
+  let scheduler: ReturnType<typeof makeScheduler>;
   let cursor = new DataCursor(splits.train.length, cfg.seed);
   let step = 0;
-  const ref = resolveResume(opts.resume, runDir);
-  if (ref) {
-    const state = restoreTrainingCheckpoint(ref, parts, "sft");
-    step = state.step;
-    cursor = new DataCursor(splits.train.length, cfg.seed, state.position.epoch, state.position.index);
-    log(`sft: resumed from ${ref.path} at step ${step}`);
+  try {
+    optimizer = makeOptimizer(policy.trainable, sc.lr, sc.weight_decay);
+    scheduler = makeScheduler(optimizer, sc.schedule, totalSteps, sc.warmup_ratio);
+    if (ref) {
+      const state = restoreTrainingCheckpoint(ref, { policy, optimizer, scheduler, cfg }, "sft");
+      // The restore brought back the checkpoint's lr, weight decay and schedule: this run's config decides them.
+      reapplyOptimizerSettings(optimizer, scheduler, { lr: sc.lr, weightDecay: sc.weight_decay, schedule: sc.schedule, warmupRatio: sc.warmup_ratio, totalSteps });
+      step = state.step;
+      cursor = new DataCursor(splits.train.length, cfg.seed, state.position.epoch, state.position.index);
+    }
+  } catch (e) {
+    policy.dispose();
+    throw e;
   }
+  const parts = { policy, optimizer, scheduler, cfg };
+  prepareOutputDir(runDir, plan);
+  const applied = describeChanges(changes, step);
+  writeRunConfig(runDir, cfg, "sft", applied.length ? [`resumed at step ${step} from ${ref!.path}; changed: ${applied.join("; ")}`] : []);
+  if (plan.kind === "overwrite") log(`sft: cleared ${runDir} (--overwrite)`);
+  if (ref) log(`sft: resumed from ${ref.path} at step ${step}`);
+  for (const a of applied) log(`sft: resume: ${a}`);
   const trainableCount = policy.trainable.reduce((s, t) => s + t.numel, 0);
   log(
     `sft: ${splits.train.length} train / ${splits.val.length} val examples; ${totalSteps} steps of ${perStep} examples; ` +
       `${policy.lora ? "LoRA" : "full"} fine-tuning, ${trainableCount.toLocaleString("en-US")} trainable parameters`,
   );
-  const sinks = openSinks(runDir);
+  const sinks = new RunLogs(runDir, cfg);
   const stop = new StopRequest();
   const progress = opts.progress === false ? null : new Progress({ total: totalSteps - step, label: "sft", unit: "step" });
   const losses: number[] = [];
@@ -197,7 +225,11 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       await saveFinalModel(policy, finalModelDir);
       log(`sft: model written to ${finalModelDir}`);
     }
+    if (!stoppedEarly) sinks.end("success");
     return { runDir, finalModelDir, steps: step, losses, valLoss, stoppedEarly };
+  } catch (e) {
+    sinks.end("failure");
+    throw e;
   } finally {
     stop.dispose();
     sinks.close();

@@ -11,7 +11,12 @@ const USAGE = `usage:
 
 export async function configCommand(argv: readonly string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
   if (sub === "defaults") {
+    if (rest.length) throw new UsageError(`config defaults: unexpected argument '${rest[0]}'\n${USAGE}`);
     process.stdout.write(defaultsYaml());
     return 0;
   }

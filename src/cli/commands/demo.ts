@@ -108,11 +108,12 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   fs.writeFileSync(path.join(out, "demo_config.json"), JSON.stringify(cfgFor(baseDir, out), null, 2) + "\n");
 
   console.log(`${stamp()} demo: 3/5 SFT warm-up`);
-  const sft = await runSft(cfgFor(baseDir, path.join(out, "sft")));
+  // A demo re-run starts its stages afresh (as its data and base model are drawn anew).
+  const sft = await runSft(cfgFor(baseDir, path.join(out, "sft")), { overwrite: true });
   const sftModel = sft.finalModelDir!;
 
   console.log(`${stamp()} demo: 4/5 GRPO with the recall-first reward (TP +1, FN -1, FP -0.2, TN +0.1)`);
-  const grpo = await runGrpo(cfgFor(sftModel, path.join(out, "grpo")));
+  const grpo = await runGrpo(cfgFor(sftModel, path.join(out, "grpo")), { overwrite: true });
   const targets: EvalTarget[] = [
     { name: "base", model: baseDir },
     { name: "sft", model: sftModel },
@@ -124,7 +125,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   ];
   if (ablation === "symmetric") {
     console.log(`${stamp()} demo: 4b/5 ablation: GRPO with a symmetric reward (+1/-1 both ways)`);
-    const sym = await runGrpo(cfgFor(sftModel, path.join(out, "grpo-symmetric"), (r) => ((r.grpo as Record<string, unknown>).rewards = [SYMMETRIC_REWARD, { name: "format" }])));
+    const sym = await runGrpo(cfgFor(sftModel, path.join(out, "grpo-symmetric"), (r) => ((r.grpo as Record<string, unknown>).rewards = [SYMMETRIC_REWARD, { name: "format" }])), { overwrite: true });
     targets.push({ name: "grpo_symmetric", model: sym.finalModelDir! });
     logs.push({ name: "grpo_symmetric", file: path.join(out, "grpo-symmetric", "metrics.jsonl") });
   }

@@ -1,40 +1,66 @@
 // `vlm-grpo sft` and `vlm-grpo grpo`: a YAML config (--config) with dotted
-// overrides (--grpo.beta 0.04), resumable with --resume auto|DIR.
+// overrides (--grpo.beta 0.04); --resume auto|DIR continues a run,
+// --overwrite starts one again in a used output folder.
 import path from "node:path";
+import { commandSchema } from "../../config/command_keys.js";
 import { describeSchema, loadConfig } from "../../config/load.js";
 import { type RunConfig, runConfigSchema } from "../../config/run_config.js";
 import { runGrpo } from "../../train/grpo.js";
 import { runSft } from "../../train/sft.js";
-import { flag, has, parseArgs } from "../args.js";
+import { TrainingStalledError } from "../../train/stall.js";
+import { flag, has, parseArgs, UsageError } from "../args.js";
 
-const TRAIN_FLAGS = { config: { value: true }, resume: { value: true }, help: { value: false } } as const;
+const TRAIN_FLAGS = { config: { value: true }, resume: { value: true }, overwrite: { value: false }, help: { value: false } } as const;
 
+const TRAIN_OPTIONS = `options:
+  --config FILE.yaml   a run config (keys below; any of them can also be given as a dotted flag)
+  --resume auto|DIR    continue the run in output_dir from its latest checkpoint (auto), or from a
+                       checkpoint or run folder; settings that cannot change mid-run are refused by name
+  --overwrite          start again in a non-empty output_dir (deletes its contents); without it or
+                       --resume, a non-empty output_dir is refused
+  -h, --help           this help`;
+
+const EXIT_CODES: Record<string, string> = {
+  sft: "exit codes: 0 done (or stopped on request with a checkpoint), 1 error, 2 bad usage or config",
+  grpo: `exit codes: 0 done (or stopped on request with a checkpoint), 1 error, 2 bad usage or config,
+  ${TrainingStalledError.EXIT_CODE} not learning (grpo.on_stall: stop; see grpo.stall_steps)`,
+};
+
+/**
+ * The --help of a command that takes a run config: usage, its own flags, and
+ * the config keys it reads (type, default, doc).
+ */
 export function configHelp(command: string, extra = ""): string {
-  return `usage: vlm-grpo ${command} [--config FILE.yaml] [--resume auto|DIR] [--section.key VALUE ...]${extra}
-
+  const schema = command === "sft" || command === "grpo" || command === "eval" ? commandSchema(command) : runConfigSchema;
+  const own = command === "sft" || command === "grpo" ? `\n${TRAIN_OPTIONS}\n` : "";
+  const resume = command === "sft" || command === "grpo" ? " [--resume auto|DIR | --overwrite]" : "";
+  return `usage: vlm-grpo ${command} [--config FILE.yaml]${resume} [--section.key VALUE ...]${extra}
+${own}
 Every config key can be given on the command line as a dotted flag, e.g.
-  --model runs/sft/final --output_dir runs/grpo --grpo.beta 0.04 --lora.rank 16
-Config keys (type, default, description):
-${describeSchema(runConfigSchema)}`;
+  --model runs/sft/final --output_dir runs/${command} --data.path my_data/manifest.jsonl
+Config keys ${command} reads (type, default, description):
+${describeSchema(schema)}${EXIT_CODES[command] ? `\n${EXIT_CODES[command]}\n` : ""}`;
 }
 
-/** Loads --config plus overrides into a validated run config. */
-export function runConfigFrom(argv: readonly string[], command: string): { cfg: RunConfig; resume?: string; configDir?: string; help: boolean } | null {
+/** Loads --config plus overrides into a validated run config; null after printing --help. */
+export function runConfigFrom(argv: readonly string[], command: string): { cfg: RunConfig; resume?: string; overwrite: boolean; configDir?: string; configFile?: string } | null {
   const p = parseArgs(argv, TRAIN_FLAGS, { allowOverrides: true });
   if (has(p, "help")) {
     console.log(configHelp(command));
     return null;
   }
-  if (p.positionals.length) throw new Error(`vlm-grpo ${command}: unexpected argument '${p.positionals[0]}' (options start with --)`);
+  if (p.positionals.length) throw new UsageError(`unexpected argument '${p.positionals[0]}' (options start with --)`);
+  const resume = flag(p, "resume");
+  if (resume !== undefined && has(p, "overwrite")) throw new UsageError("--resume and --overwrite exclude each other: --resume continues the run in output_dir, --overwrite deletes it");
   const file = flag(p, "config");
   const cfg = loadConfig(runConfigSchema, { file, overrides: p.overrides });
-  return { cfg, resume: flag(p, "resume"), configDir: file ? path.dirname(path.resolve(file)) : undefined, help: false };
+  return { cfg, resume, overwrite: has(p, "overwrite"), configDir: file ? path.dirname(path.resolve(file)) : undefined, configFile: file };
 }
 
 export async function sftCommand(argv: readonly string[]): Promise<number> {
   const r = runConfigFrom(argv, "sft");
   if (!r) return 0;
-  const res = await runSft(r.cfg, { resume: r.resume });
+  const res = await runSft(r.cfg, { resume: r.resume, overwrite: r.overwrite, configFile: r.configFile });
   console.log(res.stoppedEarly ? `sft stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `sft done: ${res.steps} steps; model in ${res.finalModelDir}`);
   return 0;
 }
@@ -42,7 +68,11 @@ export async function sftCommand(argv: readonly string[]): Promise<number> {
 export async function grpoCommand(argv: readonly string[]): Promise<number> {
   const r = runConfigFrom(argv, "grpo");
   if (!r) return 0;
-  const res = await runGrpo(r.cfg, { resume: r.resume, configDir: r.configDir });
-  console.log(res.stoppedEarly ? `grpo stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `grpo done: ${res.steps} steps; model in ${res.finalModelDir}`);
+  const res = await runGrpo(r.cfg, { resume: r.resume, overwrite: r.overwrite, configDir: r.configDir, configFile: r.configFile });
+  if (res.stoppedEarly) console.log(`grpo stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints`);
+  else {
+    const warn = res.stalls.length ? ` (warning: no learning signal for ${res.stalls.map((s) => `steps ${s.step - s.steps + 1}-${s.step}`).join(", ")}; see the log)` : "";
+    console.log(`grpo done: ${res.steps} steps; model in ${res.finalModelDir}${warn}`);
+  }
   return 0;
 }

@@ -7,6 +7,8 @@ export interface MetricSink {
    * default: now.
    */
   log(step: number, metrics: Record<string, number>, wallTime?: number): void;
+  /** Records a text (Markdown) at `step`, for sinks that show text; others leave it out. */
+  text?(step: number, tag: string, markdown: string, wallTime?: number): void;
   /** Pushes buffered records to disk. */
   flush(): void;
   /** Flushes and releases the file; later `log` calls throw. */
@@ -21,6 +23,9 @@ export class MultiSink implements MetricSink {
   }
   log(step: number, metrics: Record<string, number>, wallTime: number = Date.now() / 1000): void {
     for (const s of this.sinks) s.log(step, metrics, wallTime);
+  }
+  text(step: number, tag: string, markdown: string, wallTime: number = Date.now() / 1000): void {
+    for (const s of this.sinks) s.text?.(step, tag, markdown, wallTime);
   }
   flush(): void {
     for (const s of this.sinks) s.flush();

@@ -5,71 +5,23 @@
 // Each `data` is a serialized tensorflow.Event protobuf (core/util/event.proto):
 //   Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
 //   Summary { repeated Value value = 1; }
-//   Value   { string tag = 1; float simple_value = 2; }
+//   Value   { string tag = 1; float simple_value = 2; TensorProto tensor = 8; SummaryMetadata metadata = 9; }
+//   SummaryMetadata { PluginData plugin_data = 1; }   PluginData { string plugin_name = 1; bytes content = 2; }
 // The first record carries file_version "brain.Event:2"; TensorBoard reads
-// simple_value as a scalar. The protobuf is encoded by hand below (varints,
-// length-delimited fields, fixed64 double, fixed32 float).
+// simple_value as a scalar. Other dashboards read a tensor whose metadata
+// names their plugin (tb_summaries.ts builds the text and hparams ones). The
+// protobuf is encoded by hand (protobuf.ts).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { writeFileAtomic } from "../atomic.js";
 import { maskedCrc32c } from "./crc32c.js";
 import { checkLogArgs, type MetricSink } from "./multi.js";
+import { asDouble, asFloat, asString, ProtoReader, ProtoWriter } from "./protobuf.js";
+import { hparamsEndValue, hparamsStartValue, type HParamValue, type SessionStatus, textValue } from "./tb_summaries.js";
 
 /** The file_version string TensorBoard expects in the first event. */
 export const FILE_VERSION = "brain.Event:2";
-
-// ---- protobuf encoding ------------------------------------------------------
-
-/** Minimal protobuf writer: just the wire types the Event message needs. */
-class ProtoWriter {
-  private parts: Uint8Array[] = [];
-  private varint(v: bigint): void {
-    // int64 fields encode negatives as their 64-bit two's complement (10 bytes).
-    let x = BigInt.asUintN(64, v);
-    const bytes: number[] = [];
-    do {
-      let b = Number(x & 0x7fn);
-      x >>= 7n;
-      if (x !== 0n) b |= 0x80;
-      bytes.push(b);
-    } while (x !== 0n);
-    this.parts.push(Uint8Array.from(bytes));
-  }
-  private key(field: number, wire: number): void {
-    this.varint(BigInt((field << 3) | wire));
-  }
-  int64(field: number, v: number): this {
-    this.key(field, 0);
-    this.varint(BigInt(v));
-    return this;
-  }
-  double(field: number, v: number): this {
-    this.key(field, 1);
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setFloat64(0, v, true);
-    this.parts.push(b);
-    return this;
-  }
-  float(field: number, v: number): this {
-    this.key(field, 5);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, v, true);
-    this.parts.push(b);
-    return this;
-  }
-  bytes(field: number, data: Uint8Array): this {
-    this.key(field, 2);
-    this.varint(BigInt(data.length));
-    this.parts.push(data);
-    return this;
-  }
-  string(field: number, s: string): this {
-    return this.bytes(field, Buffer.from(s, "utf8"));
-  }
-  finish(): Uint8Array {
-    return Buffer.concat(this.parts);
-  }
-}
 
 /** One scalar of a summary. */
 export interface ScalarValue {
@@ -77,12 +29,47 @@ export interface ScalarValue {
   simple_value: number;
 }
 
+/** A summary value for a plugin's dashboard: a tensor plus the plugin's name and its own metadata bytes. */
+export interface PluginValue {
+  tag: string;
+  plugin: { name: string; content: Uint8Array };
+  /** A serialized TensorProto. */
+  tensor: Uint8Array;
+}
+
+/** A summary value: a scalar (simple_value) or a plugin's tensor (plugin + tensor). */
+export interface SummaryValue {
+  tag: string;
+  simple_value?: number;
+  plugin?: { name: string; content: Uint8Array };
+  tensor?: Uint8Array;
+}
+
 /** The fields of tensorflow.Event this module writes and reads. */
 export interface TBEvent {
   wall_time: number;
   step: number;
   file_version?: string;
-  values?: ScalarValue[];
+  values?: SummaryValue[];
+}
+
+function encodeValue(v: SummaryValue): ProtoWriter {
+  const w = new ProtoWriter().string(1, v.tag);
+  if (v.simple_value !== undefined) w.float(2, v.simple_value);
+  if (v.tensor !== undefined) w.bytes(8, v.tensor);
+  if (v.plugin !== undefined) {
+    const pluginData = new ProtoWriter().string(1, v.plugin.name);
+    if (v.plugin.content.length) pluginData.bytes(2, v.plugin.content);
+    w.message(9, new ProtoWriter().message(1, pluginData));
+  }
+  return w;
+}
+
+/** Serializes a Summary message (its values in order). */
+export function encodeSummary(values: readonly SummaryValue[]): Uint8Array {
+  const summary = new ProtoWriter();
+  for (const v of values) summary.message(1, encodeValue(v));
+  return summary.finish();
 }
 
 /** Serializes an Event message (fields in field-number order, proto3 defaults omitted except wall_time). */
@@ -90,11 +77,7 @@ export function encodeEvent(ev: TBEvent): Uint8Array {
   const w = new ProtoWriter().double(1, ev.wall_time);
   if (ev.step !== 0) w.int64(2, ev.step);
   if (ev.file_version !== undefined) w.string(3, ev.file_version);
-  if (ev.values !== undefined) {
-    const summary = new ProtoWriter();
-    for (const v of ev.values) summary.bytes(1, new ProtoWriter().string(1, v.tag).float(2, v.simple_value).finish());
-    w.bytes(5, summary.finish());
-  }
+  if (ev.values !== undefined) w.bytes(5, encodeSummary(ev.values));
   return w.finish();
 }
 
@@ -108,50 +91,44 @@ export function frameRecord(data: Uint8Array): Buffer {
   return out;
 }
 
-// ---- protobuf decoding (for tests and for reading runs back) -----------------
+// ---- decoding (for tests and for reading runs back) ---------------------------
 
-class ProtoReader {
-  pos = 0;
-  constructor(
-    readonly buf: Uint8Array,
-    readonly where: string,
-  ) {}
-  get done(): boolean {
-    return this.pos >= this.buf.length;
+function decodePluginData(buf: Uint8Array, where: string): { name: string; content: Uint8Array } {
+  const out: { name: string; content: Uint8Array } = { name: "", content: new Uint8Array(0) };
+  const r = new ProtoReader(buf, where);
+  while (!r.done) {
+    const [f, w] = r.key();
+    const v = r.value(w);
+    if (f === 1 && w === 2) out.name = asString(v as Uint8Array);
+    else if (f === 2 && w === 2) out.content = v as Uint8Array;
   }
-  varint(): bigint {
-    let result = 0n;
-    let shift = 0n;
-    for (;;) {
-      if (this.pos >= this.buf.length) throw new Error(`${this.where}: truncated varint`);
-      const b = this.buf[this.pos++];
-      result |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return result;
-      shift += 7n;
-      if (shift > 63n) throw new Error(`${this.where}: varint longer than 10 bytes`);
-    }
-  }
-  take(n: number): Uint8Array {
-    if (this.pos + n > this.buf.length) throw new Error(`${this.where}: field runs past the end of the message`);
-    const b = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return b;
-  }
-  /** Reads a field key; returns [fieldNumber, wireType]. */
-  key(): [number, number] {
-    const k = Number(this.varint());
-    return [k >>> 3, k & 7];
-  }
-  skip(wire: number): void {
-    if (wire === 0) this.varint();
-    else if (wire === 1) this.take(8);
-    else if (wire === 2) this.take(Number(this.varint()));
-    else if (wire === 5) this.take(4);
-    else throw new Error(`${this.where}: unsupported wire type ${wire}`);
-  }
+  return out;
 }
 
-const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+function decodeValue(buf: Uint8Array, where: string): SummaryValue {
+  const r = new ProtoReader(buf, where);
+  let tag = "";
+  let simple: number | undefined;
+  let tensor: Uint8Array | undefined;
+  let plugin: { name: string; content: Uint8Array } | undefined;
+  while (!r.done) {
+    const [f, w] = r.key();
+    const v = r.value(w);
+    if (f === 1 && w === 2) tag = asString(v as Uint8Array);
+    else if (f === 2 && w === 5) simple = asFloat(v as Uint8Array);
+    else if (f === 8 && w === 2) tensor = v as Uint8Array;
+    else if (f === 9 && w === 2) {
+      const m = new ProtoReader(v as Uint8Array, `${where} metadata`);
+      while (!m.done) {
+        const [mf, mw] = m.key();
+        const mv = m.value(mw);
+        if (mf === 1 && mw === 2) plugin = decodePluginData(mv as Uint8Array, `${where} plugin_data`);
+      }
+    }
+  }
+  if (tensor !== undefined || plugin !== undefined) return { tag, ...(plugin ? { plugin } : {}), ...(tensor ? { tensor } : {}) };
+  return { tag, simple_value: simple ?? NaN };
+}
 
 /** Parses an Event message; unknown fields are skipped. */
 export function decodeEvent(data: Uint8Array, where = "event"): TBEvent {
@@ -159,29 +136,19 @@ export function decodeEvent(data: Uint8Array, where = "event"): TBEvent {
   const ev: TBEvent = { wall_time: 0, step: 0 };
   while (!r.done) {
     const [f, wire] = r.key();
-    if (f === 1 && wire === 1) ev.wall_time = view(r.take(8)).getFloat64(0, true);
-    else if (f === 2 && wire === 0) ev.step = Number(BigInt.asIntN(64, r.varint()));
-    else if (f === 3 && wire === 2) ev.file_version = Buffer.from(r.take(Number(r.varint()))).toString("utf8");
+    const v = r.value(wire);
+    if (f === 1 && wire === 1) ev.wall_time = asDouble(v as Uint8Array);
+    else if (f === 2 && wire === 0) ev.step = Number(BigInt.asIntN(64, v as bigint));
+    else if (f === 3 && wire === 2) ev.file_version = asString(v as Uint8Array);
     else if (f === 5 && wire === 2) {
-      const s = new ProtoReader(r.take(Number(r.varint())), `${where} summary`);
+      const s = new ProtoReader(v as Uint8Array, `${where} summary`);
       ev.values ??= [];
       while (!s.done) {
         const [sf, sw] = s.key();
-        if (sf !== 1 || sw !== 2) {
-          s.skip(sw);
-          continue;
-        }
-        const v = new ProtoReader(s.take(Number(s.varint())), `${where} summary value`);
-        const val: ScalarValue = { tag: "", simple_value: NaN };
-        while (!v.done) {
-          const [vf, vw] = v.key();
-          if (vf === 1 && vw === 2) val.tag = Buffer.from(v.take(Number(v.varint()))).toString("utf8");
-          else if (vf === 2 && vw === 5) val.simple_value = view(v.take(4)).getFloat32(0, true);
-          else v.skip(vw);
-        }
-        ev.values.push(val);
+        const sv = s.value(sw);
+        if (sf === 1 && sw === 2) ev.values.push(decodeValue(sv as Uint8Array, `${where} summary value`));
       }
-    } else r.skip(wire);
+    }
   }
   return ev;
 }
@@ -214,6 +181,37 @@ export function readEventFile(file: string): TBEvent[] {
   return readRecords(file).map((r, i) => decodeEvent(r, `${file} record ${i}`));
 }
 
+/**
+ * Rewrites an event file without the events logged after `step` (a resumed
+ * run logs those steps again) and without the values whose tag `dropTag`
+ * matches (e.g. the hparams summaries a resumed run writes anew); the
+ * file_version record stays. Atomic: a crash leaves the old file or the new
+ * one. Returns the number of events dropped or changed.
+ */
+export function dropEventsAfter(file: string, step: number, dropTag: (tag: string) => boolean = () => false): number {
+  const records = readRecords(file);
+  let changed = 0;
+  const kept: Uint8Array[] = [];
+  records.forEach((r, i) => {
+    const ev = decodeEvent(r, `${file} record ${i}`);
+    if (ev.step > step) {
+      changed++;
+      return;
+    }
+    const values = ev.values?.filter((v) => !dropTag(v.tag));
+    if (ev.values === undefined || values!.length === ev.values.length) kept.push(r);
+    else {
+      changed++;
+      if (values!.length) kept.push(encodeEvent({ ...ev, values }));
+    }
+  });
+  if (changed === 0) return 0;
+  writeFileAtomic(file, (fd) => {
+    for (const r of kept) fs.writeSync(fd, frameRecord(r));
+  });
+  return changed;
+}
+
 // ---- the sink ---------------------------------------------------------------
 
 /** Options of {@link TensorBoardSink}. */
@@ -228,7 +226,8 @@ export interface TensorBoardSinkOptions {
  * Writes scalars to `<logDir>/events.out.tfevents.<unix seconds>.<host>`
  * (a `.<pid>.<n>` suffix is added if that name is taken), readable by
  * TensorBoard. Each `log` call writes one Event whose summary holds one value
- * per metric (tag = the metric's name, e.g. "train/loss").
+ * per metric (tag = the metric's name, e.g. "train/loss"); `text` and
+ * `hparams` write the Text and HParams dashboards' summaries.
  */
 export class TensorBoardSink implements MetricSink {
   readonly path: string;
@@ -264,6 +263,22 @@ export class TensorBoardSink implements MetricSink {
     checkLogArgs(`TensorBoardSink(${this.path})`, step, metrics);
     const values = Object.entries(metrics).map(([tag, simple_value]) => ({ tag, simple_value }));
     if (values.length > 0) this.write({ wall_time: wallTime, step, values });
+  }
+
+  /** A text summary (TensorBoard's Text dashboard renders it as Markdown). */
+  text(step: number, tag: string, markdown: string, wallTime: number = this.now() / 1000): void {
+    if (!Number.isSafeInteger(step)) throw new Error(`TensorBoardSink(${this.path}): step must be an integer, got ${step}`);
+    this.write({ wall_time: wallTime, step, values: [textValue(tag, markdown)] });
+  }
+
+  /** The run's hyperparameters for the HParams dashboard (its metrics are the run's scalars). */
+  hparams(values: Record<string, HParamValue>, startTimeSecs: number = this.now() / 1000): void {
+    this.write({ wall_time: startTimeSecs, step: 0, values: [hparamsStartValue(values, startTimeSecs)] });
+  }
+
+  /** Marks the HParams session finished (success or failure). */
+  sessionEnd(status: SessionStatus, endTimeSecs: number = this.now() / 1000): void {
+    this.write({ wall_time: endTimeSecs, step: 0, values: [hparamsEndValue(status, endTimeSecs)] });
   }
 
   flush(): void {
