@@ -58,9 +58,9 @@ export function planAnswerProbe(policy: Pick<Policy, "tokenizer" | "prompt">): P
   const cats = policy.prompt.categories;
   const chain = enc(`<answer>${cats.join(", ")}`);
   const strings: { text: string; owner: number | "safe" }[] = [{ text: "<answer>safe", owner: "safe" }];
+  // Category k after the first j categories (j = 0..k): "<answer>c1, ..., cj, ck".
   cats.forEach((c, k) => {
-    for (let j = 0; j < k; j++) strings.push({ text: `<answer>${[...cats.slice(0, j), c].join(", ")}`, owner: k });
-    if (k === 0) strings.push({ text: `<answer>${c}`, owner: 0 });
+    for (let j = 0; j <= k; j++) strings.push({ text: `<answer>${[...cats.slice(0, j), c].join(", ")}`, owner: k });
   });
   const toks = strings.map((s) => ({ ...s, ids: enc(s.text) }));
   const start = Math.min(...toks.map((t) => lcp(t.ids, chain)));
