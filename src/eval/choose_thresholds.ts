@@ -8,10 +8,11 @@
 //                 thresholdForRecall, so tied scores move together);
 //   per category  the same on that category's score (policy/answer_probe.ts),
 //                 one-vs-rest: positives are the images labelled with it;
-//                 null when the split has none;
-//   rule          what the whole decision rule (overall OR any category,
-//                 policy/decide.ts) gives on the split: that is what predict
-//                 will do with the set.
+//                 null when the split has none. It names the categories of a
+//                 flagged image (policy/decide.ts), it does not flag;
+//   rule          what the whole decision rule (policy/decide.ts) gives on
+//                 the split, recomputed through decide(): what predict will
+//                 do with the set.
 // Each figure carries Wilson 95% intervals and `few_images` when it rests on
 // fewer than `minSupport` positives or negatives.
 import type { Classification } from "../policy/classify.js";

@@ -110,7 +110,7 @@ export function decisionsSection(runs: readonly DecisionParts[], evalSplit: stri
   }
   return [
     "<h2>Decisions at thresholds</h2>",
-    `<p class="meta">An image is flagged when its offensive score (calibrated when a calibration is shown above) is &gt;= the overall threshold, or a category's score (P(category named) in the answer) is &gt;= that category's threshold. Thresholds are chosen on ${e(split)} as the highest reaching the target recall there, then checked on ${e(evalSplit)}; predict decides the same way (vlm-grpo eval --save-thresholds stores them in the model's vlm_grpo.json). Rows marked <span class="few">like this</span> rest on few images.</p>`,
+    `<p class="meta">An image is flagged when its offensive score (calibrated when a calibration is shown below) is &gt;= the overall threshold; a flagged image is named with the categories whose score (P(category named) in the answer) is &gt;= that category's threshold, else with the answer's categories. Thresholds are chosen on ${e(split)} as the highest reaching the target recall there, then checked on ${e(evalSplit)}; predict decides the same way (vlm-grpo eval --save-thresholds stores them in the model's vlm_grpo.json). Rows marked <span class="few">like this</span> rest on few images.</p>`,
     table(header, rows, classes),
     warnings.length ? `<ul class="warn">${[...new Set(warnings)].map((w) => `<li>${e(w)}</li>`).join("")}</ul>` : "",
   ]

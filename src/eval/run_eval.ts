@@ -204,7 +204,7 @@ export async function evaluateModel(cfg: RunConfig, target: EvalTarget, examples
         calibration: cal,
         minSupport: e.min_support,
         split: same ? `${split} (the evaluated images themselves)` : split,
-        data: cfg.data.path,
+        data: path.resolve(cfg.data.path),
       });
       if (thresholds) {
         for (const set of thresholds.sets) {

@@ -32,7 +32,7 @@ export function formatThresholdTable(evals: readonly Pick<ModelEvaluation, "name
   const fmt = (row: string[]) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
   const lines = [
     "",
-    `decisions at thresholds (flag when the offensive score >= threshold or a category score >= its threshold; chosen on ${opts.thresholdSplit}, checked on ${opts.split}):`,
+    `decisions at thresholds (flag when the offensive score >= threshold; chosen on ${opts.thresholdSplit}, checked on ${opts.split}):`,
     ...(rows.length ? [fmt(header), ...rows.map(fmt)] : ["(none chosen)"]),
     ...warnings,
     ...notes,

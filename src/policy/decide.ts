@@ -9,11 +9,13 @@
 //              answer is flagged (routed to review) under `unparseable:
 //              "flag"` (the default) and passed under "pass".
 //   threshold  the scores decide: flagged when the (calibrated) offensive
-//              score >= the overall threshold, or some category's score >=
-//              that category's threshold. The categories reported are those
-//              whose scores reach their thresholds; when only the overall
-//              threshold fires they are the answer's categories (possibly
-//              none: "offensive, no category").
+//              score >= the overall threshold, so the recall the threshold was
+//              chosen for is the recall of the flags. A flagged image is named
+//              with the categories whose scores reach their own thresholds;
+//              when none does, with the answer's categories (possibly none:
+//              "offensive, no category"). Category thresholds never flag an
+//              image by themselves: a union of per-category flags would reach
+//              more recall than asked for at a much higher false-positive rate.
 // A classification whose image could not be read gets `error` and no decision.
 import type { Classification } from "./classify.js";
 import type { ModelCard } from "./model_card.js";
@@ -25,7 +27,7 @@ export type DecisionRule =
       kind: "threshold";
       /** Flag when the calibrated offensive score >= overall. */
       overall: number;
-      /** Category thresholds on the category scores (categories left out have none). */
+      /** Category thresholds on the category scores, naming a flagged image's categories (categories left out have none). */
       perCategory: Record<string, number>;
       /** Applied to the raw offensive score before comparing; null = the raw score. */
       calibration: Calibration | null;
@@ -62,12 +64,10 @@ export function decide(c: Classification, rule: DecisionRule): Decision {
     return { id: c.id, flagged, categories: answerCategories, score: c.score, threshold: null, source: "answer", answerKind };
   }
   const score = calibrate(c.score, rule.calibration);
-  const byCategory = Object.keys(rule.perCategory).filter((k) => (c.categoryScores[k] ?? 0) >= rule.perCategory[k]);
-  const overall = score >= rule.overall;
-  const flagged = overall || byCategory.length > 0;
+  const flagged = score >= rule.overall;
   // Keep the policy's category order.
-  const order = Object.keys(c.categoryScores);
-  const categories = byCategory.length > 0 ? order.filter((k) => byCategory.includes(k)) : flagged ? answerCategories : [];
+  const named = Object.keys(c.categoryScores).filter((k) => rule.perCategory[k] !== undefined && c.categoryScores[k] >= rule.perCategory[k]);
+  const categories = !flagged ? [] : named.length > 0 ? named : answerCategories;
   return { id: c.id, flagged, categories, score, threshold: rule.overall, source: rule.source, answerKind };
 }
 

@@ -11,8 +11,9 @@
 // changes what a score means, never which images rank above which.
 //
 // A record holds one threshold set per target recall, each with an overall
-// threshold (on the calibrated score) and one per category (on that
-// category's score, see answer_probe.ts), with the figures they were chosen
+// threshold (on the calibrated score: it flags) and one per category (on that
+// category's score, see answer_probe.ts: it names a flagged image's
+// categories), with the figures they were chosen
 // on: recall and false-positive rate at the threshold with Wilson 95%
 // intervals, the counts behind them, and `few_images` when a figure rests on
 // fewer positives or negatives than the record's `min_support`.
@@ -58,7 +59,7 @@ export interface ThresholdSet {
   overall: ThresholdFigures;
   /** Per category; null when the split had no image of that category. */
   per_category: Record<string, ThresholdFigures | null>;
-  /** The whole rule (overall OR any category threshold, policy/decide.ts) on the same images. */
+  /** The whole rule (policy/decide.ts: flag at the overall threshold) on the same images, through decide(). */
   rule: RuleFigures;
 }
 
@@ -99,7 +100,7 @@ export function thresholdSetFor(record: ThresholdRecord, targetRecall: number | 
   const want = targetRecall ?? record.default_target_recall;
   const set = record.sets.find((s) => Math.abs(s.target_recall - want) < 1e-9);
   if (!set) {
-    throw new Error(`${where}: no thresholds saved for target recall ${want}; saved: ${record.sets.map((s) => s.target_recall).join(", ")} (run vlm-grpo eval --save-thresholds --eval.target_recall ${want} to add one)`);
+    throw new Error(`${where}: no thresholds saved for target recall ${want}; saved: ${record.sets.map((s) => s.target_recall).join(", ")} (vlm-grpo eval --save-thresholds --eval.target_recall ${want} chooses it; that replaces the saved sets)`);
   }
   return set;
 }

@@ -39,21 +39,21 @@ test("answer rule: the parsed answer decides; unparseable is flagged for review 
   assert.deepEqual([err.flagged, err.score, err.answerKind, err.error], [null, null, "error", "e.png: image file not found"]);
 });
 
-test("threshold rule: calibrated overall score OR a category's score; categories from the category thresholds", () => {
+test("threshold rule: the calibrated overall score flags; category thresholds name the categories of flagged images", () => {
   const calibration = { method: "platt" as const, a: 2, b: -1 };
   const rule = { kind: "threshold" as const, overall: 0.5, perCategory: { weapons: 0.6 }, calibration, source: "test" };
-  // raw 0.7 -> sigmoid(2 logit(0.7) - 1) = 0.6686 >= 0.5: flagged by the overall threshold; weapons 0.2 < 0.6: categories from the answer.
+  // raw 0.7 -> sigmoid(2 logit(0.7) - 1) = 0.6686 >= 0.5: flagged; weapons 0.2 < 0.6, so the answer's categories.
   const a = decide(cls("a", ["nudity"], 0.7, 0.9, 0.2), rule);
   assert.ok(Math.abs(a.score! - 1 / (1 + Math.exp(-(2 * Math.log(0.7 / 0.3) - 1)))) < 1e-12);
-  assert.deepEqual([a.flagged, a.categories, a.threshold], [true, ["nudity"], 0.5]);
-  // raw 0.5 -> 0.269 < 0.5 but weapons 0.65 >= 0.6: flagged for weapons (the answer said safe).
-  const b = decide(cls("b", "safe", 0.5, 0.1, 0.65), rule);
-  assert.deepEqual([b.flagged, b.categories], [true, ["weapons"]]);
-  // Neither: passed, even though the answer named a category.
-  const c = decide(cls("c", ["weapons"], 0.5, 0.1, 0.59), rule);
+  assert.deepEqual([a.flagged, a.categories, a.threshold, a.source], [true, ["nudity"], 0.5, "test"]);
+  // Flagged, and weapons 0.65 >= 0.6: named weapons, whatever the answer said.
+  assert.deepEqual([decide(cls("b", "safe", 0.7, 0.1, 0.65), rule).flagged, decide(cls("b", "safe", 0.7, 0.1, 0.65), rule).categories], [true, ["weapons"]]);
+  // raw 0.5 -> 0.269 < 0.5: passed, even with a weapons score over its threshold and an answer naming weapons.
+  const c = decide(cls("c", ["weapons"], 0.5, 0.1, 0.9), rule);
   assert.deepEqual([c.flagged, c.categories], [false, []]);
-  // Exactly at the threshold counts (>=).
-  assert.equal(decide(cls("d", "safe", 0.5, 0, 0), { ...rule, calibration: null }).flagged, true);
+  // Exactly at the threshold counts (>=); flagged with no category when neither the scores nor the answer name one.
+  const d = decide(cls("d", "safe", 0.5, 0, 0), { ...rule, calibration: null });
+  assert.deepEqual([d.flagged, d.categories], [true, []]);
 });
 
 // Ten images: scores and labels chosen so the thresholds are known.
@@ -89,7 +89,7 @@ test("chooseThresholds: the highest threshold reaching each target recall, per c
   // Intervals match the Wilson values of their counts; few_images below minSupport (4 positives >= 3, fine).
   assert.deepEqual([s75.overall.recall.of, s75.overall.few_images], [4, false]);
   assert.equal(s75.per_category.weapons!.few_images, true); // 2 weapons images < 3
-  // The whole rule (overall OR category thresholds) recomputed by decide() agrees with figuresAt where only the overall fires.
+  // The whole rule recomputed by decide() flags what the overall threshold flags.
   const rule = ruleFromSet(s50, null, "t");
   const flagged = ITEMS.filter((x) => decide(x.classification, rule).flagged).map((x) => x.classification.id);
   assert.deepEqual(flagged, ["i0", "i1"]);

@@ -28,7 +28,8 @@ INPUT is an image file, a folder (every image below it), or a quoted glob
                          categories and saved thresholds (eval --save-thresholds)
   --lora DIR             a PEFT adapter on top (its own card wins when it has one)
   --threshold X          flag when the score >= X (the calibrated score when the
-                         card has a calibration; saved category thresholds still apply)
+                         card has a calibration; saved category thresholds still name
+                         the categories)
   --target-recall R      use the thresholds saved for target recall R
   --use-answer           decide from the model's answer even when thresholds are saved
                          (default: the saved default thresholds, else the answer)
@@ -169,7 +170,7 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
         emit(errorRow(item.problem.input, item.problem.reason));
         continue;
       }
-      pending.push({ id: item.file, image: { path: path.resolve(item.file) }, labels: [], source: { file: item.file } });
+      pending.push({ id: item.file, image: { path: item.file }, labels: [], source: { file: item.file } });
       if (pending.length >= batchSize) await flush();
     }
     await flush();
