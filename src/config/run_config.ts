@@ -119,7 +119,7 @@ export const runConfigSchema = s.object({
     max_examples: s.number({ int: true, min: 0, default: 0, doc: "evaluate at most N examples (0 = all)" }),
     target_recall: s.number({ min: 0, max: 1, default: 0.95, doc: "report the score threshold reaching this recall; the default threshold set saved with --save-thresholds" }),
     threshold_recalls: s.array(s.number({ min: 0, max: 1 }), { default: [0.9, 0.95, 0.99], doc: "other target recalls to choose threshold sets for (predict --target-recall picks one)" }),
-    threshold_split: s.string({ enum: ["train", "val", "test"] as const, default: "val", doc: "split the calibration is fitted and the thresholds are chosen on (then checked on eval.split)" }),
+    threshold_split: s.string({ enum: ["train", "val", "test", "none"] as const, default: "val", doc: "split the calibration is fitted and the thresholds are chosen on (then checked on eval.split); none: skip both" }),
     calibrate: s.boolean({ default: true, doc: "fit Platt scaling of the offensive score's logit on threshold_split (ECE and reliability diagram in the report)" }),
     min_support: s.number({ int: true, min: 1, default: 30, doc: "warn when a recall or FPR rests on fewer offensive or safe images than this" }),
     save_thresholds: s.boolean({ default: false, doc: "save the chosen thresholds and calibration into the evaluated model's vlm_grpo.json (also --save-thresholds)" }),

@@ -9,7 +9,8 @@ import type { ModelEvaluation } from "./run_eval.js";
 
 /** The table, or "" when no model has thresholds. */
 export function formatThresholdTable(evals: readonly Pick<ModelEvaluation, "name" | "thresholds" | "atThresholds" | "atSavedThresholds" | "calibration" | "calibrationNote">[], opts: { split: string; thresholdSplit: string }): string {
-  const header = ["run", "thresholds", "target", "threshold", `${opts.thresholdSplit} recall`, `${opts.split} recall [95% CI]`, `${opts.split} fpr [95% CI]`, "precision"];
+  const chosen = opts.thresholdSplit !== "none";
+  const header = ["run", "thresholds", "target", "threshold", chosen ? `${opts.thresholdSplit} recall` : "", `${opts.split} recall [95% CI]`, `${opts.split} fpr [95% CI]`, "precision"];
   const rows: string[][] = [];
   const warnings: string[] = [];
   const notes: string[] = [];
@@ -32,7 +33,7 @@ export function formatThresholdTable(evals: readonly Pick<ModelEvaluation, "name
   const fmt = (row: string[]) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
   const lines = [
     "",
-    `decisions at thresholds (flag when the offensive score >= threshold; chosen on ${opts.thresholdSplit}, checked on ${opts.split}):`,
+    `decisions at thresholds (flag when the offensive score >= threshold; ${chosen ? `chosen on ${opts.thresholdSplit}, ` : ""}checked on ${opts.split}):`,
     ...(rows.length ? [fmt(header), ...rows.map(fmt)] : ["(none chosen)"]),
     ...warnings,
     ...notes,

@@ -55,8 +55,10 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
   const splits = await loadSplits(cfg.data, (l) => console.log(l));
   const evalSplit = splits[cfg.eval.split];
   const thrName = cfg.eval.threshold_split;
-  const thr = thrName === cfg.eval.split ? evalSplit : splits[thrName];
-  if (thr.length === 0) console.log(`eval: the ${thrName} split is empty: no calibration or thresholds (set data.val_fraction, or eval.threshold_split)`);
+  const thr = thrName === "none" ? [] : thrName === cfg.eval.split ? evalSplit : splits[thrName];
+  if (thrName === "none") {
+    if (cfg.eval.save_thresholds) throw new UsageError("--save-thresholds needs a threshold split; eval.threshold_split is none");
+  } else if (thr.length === 0) console.log(`eval: the ${thrName} split is empty: no calibration or thresholds (set data.val_fraction, or eval.threshold_split)`);
   else if (thr === evalSplit) console.log(`eval: thresholds are chosen on the evaluated ${thrName} split itself; their figures are optimistic`);
   const outDir = flag(p, "out") ?? path.join(cfg.output_dir, "eval");
   const r = await runEvaluation(cfg, targets, evalSplit, outDir, { prompt, thresholdExamples: thr.length ? thr : undefined, thresholdSplit: thrName });
