@@ -1,7 +1,9 @@
 // `vlm-grpo data check`: load a dataset, validate every row, and report what
 // is in it (counts per class and split, image sizes) and what was refused.
 // The default bad-row policy here is "skip" so that one run lists every
-// problem; the report's `ok` is false when any row was refused.
+// problem; the report's `ok` is false when any row was refused (the command
+// then exits non-zero). The checks are training's own (load.ts, validate.ts),
+// every image decoded in full, so what passes here loads there.
 import { formatBadRows, countByKind } from "./validate.js";
 import { loadDataset, type LoadDatasetOptions } from "./load.js";
 import { labelSetKey } from "./split.js";

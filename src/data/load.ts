@@ -3,18 +3,20 @@
 //   file  *.jsonl / *.ndjson -> JSONL manifest; *.csv -> CSV manifest; *.parquet -> parquet
 //   dir   containing manifest.jsonl or manifest.csv -> that manifest (both: an error);
 //         else containing *.parquet files (up to 3 levels down, e.g. data/train-0000.parquet)
-//         -> all of them, sorted by path; else -> an image folder
+//         -> all of them, sorted by path; else -> an image folder (labels from folder
+//         names, or from Hugging Face imagefolder metadata.csv/jsonl: hf_metadata.ts)
 // `format` forces a reader. The dataset root (the folder image paths must
 // stay inside) is the manifest's or parquet file's folder, or the image
 // folder itself, unless `root` is given.
 import fs from "node:fs";
 import path from "node:path";
 
+import { metadataFolders, readMetadataRows } from "./hf_metadata.js";
 import { readImageFolder } from "./image_folder.js";
 import { readCsvManifest, readJsonlManifest } from "./manifest.js";
 import { readParquetRows } from "./parquet.js";
 import { type Dataset, DEFAULT_CATEGORIES, type DatasetFormat, type OnBadRow, type RawRow } from "./types.js";
-import { applyBadRowPolicy, checkCategoryList, formatBadRows, validateRows } from "./validate.js";
+import { applyBadRowPolicy, checkCategoryList, checkLabelMap, formatBadRows, validateRows } from "./validate.js";
 
 export interface LoadDatasetOptions {
   /** Category names labels may use (default DEFAULT_CATEGORIES: nudity, weapons). */
@@ -25,8 +27,10 @@ export interface LoadDatasetOptions {
   format?: DatasetFormat | "auto";
   /** Folder that image paths must stay inside, and that default ids are relative to (default: see the file header). Relative paths are still read from the manifest's / parquet file's folder. */
   root?: string;
-  /** Decode every image header with sharp (default true). */
+  /** Decode every image in full (default true), as training and predict will. */
   checkImages?: boolean;
+  /** Dataset label -> category or "safe", applied in every format before labels are checked (config data.label_map). */
+  labelMap?: Readonly<Record<string, string>>;
   /** Parquet only: names of integer class labels (default: the file's ClassLabel metadata). */
   labelNames?: readonly string[];
 }
@@ -106,6 +110,7 @@ export function detectFormat(p: string, forced: DatasetFormat | "auto" = "auto")
  */
 export async function loadDataset(p: string, opts: LoadDatasetOptions = {}): Promise<Dataset> {
   const categories = checkCategoryList(opts.categories ?? DEFAULT_CATEGORIES);
+  const labelMap = checkLabelMap(opts.labelMap, categories);
   const onBadRow = opts.onBadRow ?? "fail";
   const detected = detectFormat(p, opts.format ?? "auto");
   const root = path.resolve(opts.root ?? detected.root);
@@ -120,9 +125,14 @@ export async function loadDataset(p: string, opts: LoadDatasetOptions = {}): Pro
       rows = readCsvManifest(detected.files[0]);
       break;
     case "parquet":
-      rows = await readParquetRows(detected.files, { labelNames: opts.labelNames });
+      rows = await readParquetRows(detected.files, { labelNames: opts.labelNames, labelMap });
       break;
     case "folder": {
+      const meta = metadataFolders(detected.files[0]);
+      if (meta.length > 0) {
+        rows = meta.flatMap((m) => readMetadataRows(m.dir, m.file, m.split));
+        break;
+      }
       const r = readImageFolder(detected.files[0]);
       rows = r.rows;
       ignoredFiles = r.ignored;
@@ -132,7 +142,7 @@ export async function loadDataset(p: string, opts: LoadDatasetOptions = {}): Pro
   const what = detected.format === "folder" ? `image folder ${detected.files[0]}` : detected.files.join(", ");
   if (rows.length === 0) throw new Error(`${what}: no rows found (${detected.format})`);
 
-  const { examples, bad } = await validateRows(rows, { categories, root, checkImages: opts.checkImages });
+  const { examples, bad } = await validateRows(rows, { categories, root, checkImages: opts.checkImages, labelMap });
   const dropped = applyBadRowPolicy(bad, onBadRow, what);
   if (examples.length === 0) throw new Error(`${what}: all ${rows.length} rows are bad; nothing left to use:\n${formatBadRows(bad, 5)}`);
   return { examples, categories, root, dropped, format: detected.format, ignoredFiles };

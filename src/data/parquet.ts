@@ -11,7 +11,9 @@
 //   hard    optional bool
 // Class indices map to names through `labelNames` if given, else through the
 // ClassLabel names that `datasets` stores in the file's `huggingface`
-// key-value metadata. A shard without a split column takes its split from its
+// key-value metadata, else (no names) through `labelMap` keyed by the index's
+// decimal text ({"0": "safe"}). The names then go through the label map like
+// every other label (validate.ts). A shard without a split column takes its split from its
 // file name (`train-00000-of-00002.parquet`, `validation.parquet`) or its
 // folder (`.../test/0000.parquet`), as the Hub's converted datasets are laid out.
 // Rows are named by their 0-based index within their file.
@@ -26,6 +28,8 @@ import type { BadRowKind, RawRow, SplitName } from "./types.js";
 export interface ParquetReadOptions {
   /** Names for integer class labels, index = class id (default: the ClassLabel names in the file's metadata). */
   labelNames?: readonly string[];
+  /** data.label_map: lets integer labels without names through as their decimal text when the map names them. */
+  labelMap?: Readonly<Record<string, string>>;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: false });
@@ -91,7 +95,7 @@ async function readOne(file: string, opts: ParquetReadOptions): Promise<RawRow[]
   const fileSplit = has("split") ? undefined : splitFromParquetPath(file);
   return objects.map((o, row): RawRow => {
     const source = { file, row };
-    const labels = toLabelList(o[labelCol], labelCol, names);
+    const labels = toLabelList(o[labelCol], labelCol, names, opts.labelMap);
     if ("error" in labels) return { source, base, error: labels.error };
     const img = o.image;
     const image =
@@ -101,15 +105,16 @@ async function readOne(file: string, opts: ParquetReadOptions): Promise<RawRow[]
 }
 
 /** A labels/label cell as a list of names (ints mapped through `names`). */
-function toLabelList(v: unknown, column: string, names: readonly string[] | undefined): { list: unknown } | { error: { kind: BadRowKind; reason: string } } {
+function toLabelList(v: unknown, column: string, names: readonly string[] | undefined, labelMap?: Readonly<Record<string, string>>): { list: unknown } | { error: { kind: BadRowKind; reason: string } } {
   const one = (x: unknown): { ok: unknown } | { error: { kind: BadRowKind; reason: string } } => {
     if (typeof x === "bigint" || typeof x === "number") {
       const k = Number(x);
+      if (names === undefined && labelMap && Object.hasOwn(labelMap, String(k))) return { ok: String(k) };
       if (names === undefined) {
         return {
           error: {
             kind: "bad_labels",
-            reason: `'${column}' holds the class index ${k} but no class names are known (no ClassLabel names in the file's metadata); pass labelNames`,
+            reason: `'${column}' holds the class index ${k} but no class names are known (no ClassLabel names in the file's metadata); name the classes with data.label_map (e.g. {'${k}': safe})`,
           },
         };
       }

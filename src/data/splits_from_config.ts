@@ -11,6 +11,8 @@ export interface DataSection {
   path: string;
   format: "auto" | DatasetFormat;
   categories: string[];
+  /** Dataset label -> category or "safe" (default none). */
+  label_map?: Record<string, string>;
   on_bad_row: "fail" | "skip";
   split_seed: number;
   val_fraction: number;
@@ -29,7 +31,7 @@ export interface Splits {
 /** Loads and validates the dataset and cuts the stratified splits. */
 export async function loadSplits(data: DataSection, log: (line: string) => void = () => {}): Promise<Splits> {
   if (!data.path) throw new Error("no dataset given (config key data.path or --data.path)");
-  const ds = await loadDataset(data.path, { categories: data.categories, onBadRow: data.on_bad_row, format: data.format });
+  const ds = await loadDataset(data.path, { categories: data.categories, onBadRow: data.on_bad_row, format: data.format, labelMap: data.label_map });
   if (ds.dropped.length) log(`data: skipped ${ds.dropped.length} bad row(s):\n${formatBadRows(ds.dropped)}`);
   const fractions = { train: Math.max(0, 1 - data.val_fraction - data.test_fraction), val: data.val_fraction, test: data.test_fraction };
   const withSplits = assignSplits(ds.examples, { seed: data.split_seed, fractions });

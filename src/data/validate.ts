@@ -2,20 +2,25 @@
 // Each bad row is named by its file and line (or parquet row) and one reason:
 //   malformed_row     the reader could not parse it, or `image` is missing
 //   bad_labels        labels not a list of strings (CSV: not a `;`/`|` list or a JSON list)
-//   unknown_category  a label outside the configured categories (the message lists them)
+//   unknown_category  a label outside the configured categories (the message lists them
+//                     and suggests data.label_map); labels go through the label map first
+//                     (`labelMap`: dataset label -> category or "safe", exact match, then
+//                     case-insensitive; integer labels by their decimal text)
 //   bad_split / bad_field   split, id, image or hard of the wrong type or value
 //   duplicate_id      an id already used by an earlier row (that row is named)
 //   path_escape       an image path that leaves the dataset root: `..`, an absolute
 //                     path elsewhere, or a symlink whose target lies outside
 //   missing_image     no file at the path
-//   unreadable_image  sharp cannot decode the header (`sharp(x).metadata()`); only
-//                     the header is read, so a file truncated after it passes here
+//   unreadable_image  the image cannot be decoded: every pixel is decoded with
+//                     io/image_decode.ts, the function the prompt encoder uses, so a
+//                     truncated JPEG/PNG, an unsupported format or an image over the
+//                     pixel limit is caught here, not later in training or predict
 // The checks run in that order and a row gets the first reason that applies.
 // `onBadRow` then decides: "fail" throws one Error listing up to 20 of them and
 // the count; "skip" keeps them in `dropped` for the caller to print.
 import fs from "node:fs";
 import path from "node:path";
-import sharp from "sharp";
+import { DEFAULT_MAX_PIXELS, decodeImage } from "../io/image_decode.js";
 
 import { type BadRowKind, type DroppedRow, type Example, type ImageRef, type OnBadRow, type RawRow, SAFE_LABEL, type SourceRef, type SplitName } from "./types.js";
 
@@ -24,10 +29,14 @@ export interface ValidateOptions {
   categories: readonly string[];
   /** Absolute dataset root: image paths may not leave it. */
   root: string;
-  /** Decode every image header with sharp (default true). Off, missing files are still reported. */
+  /** Decode every image fully (default true). Off, missing files are still reported. */
   checkImages?: boolean;
-  /** Image headers decoded at once (default 8). */
+  /** Images decoded at once (default 4). */
   concurrency?: number;
+  /** Dataset label -> category or "safe" (checked by `checkLabelMap`). Default none. */
+  labelMap?: Readonly<Record<string, string>>;
+  /** Refuse images with more pixels than this (as the prompt encoder does). Default DEFAULT_MAX_PIXELS. */
+  maxPixels?: number;
 }
 
 export interface ValidateResult {
@@ -58,6 +67,31 @@ export function checkCategoryList(categories: readonly string[] | undefined): st
     seen.add(c);
   }
   return [...categories];
+}
+
+/**
+ * Checks a label map against the categories: every value is a category or
+ * "safe", keys are non-empty. Returns it; throws naming the bad entry.
+ */
+export function checkLabelMap(map: Readonly<Record<string, string>> | undefined, categories: readonly string[]): Record<string, string> {
+  if (map === undefined) return {};
+  if (typeof map !== "object" || map === null || Array.isArray(map)) throw new Error(`data.label_map: expected a map of dataset label -> category, got ${JSON.stringify(map)}`);
+  for (const [k, v] of Object.entries(map)) {
+    if (k.trim() === "") throw new Error(`data.label_map: empty label name`);
+    if (typeof v !== "string" || (v !== SAFE_LABEL && !categories.includes(v))) {
+      throw new Error(`data.label_map: '${k}' maps to ${JSON.stringify(v)}, which is not a category (${categories.join(", ")}) or '${SAFE_LABEL}'`);
+    }
+  }
+  return { ...map };
+}
+
+/** A label through the map: exact key, else a case-insensitive match; unmapped labels come back as they are. */
+function mapLabel(name: string, map: Readonly<Record<string, string>> | undefined): string {
+  if (!map) return name;
+  if (Object.hasOwn(map, name)) return map[name];
+  const lower = name.toLowerCase();
+  const key = Object.keys(map).find((k) => k.toLowerCase() === lower);
+  return key === undefined ? name : map[key];
 }
 
 /** `file:line`, `file: row N` or `file`, for messages. */
@@ -133,8 +167,8 @@ export function parseLabelCell(cell: string): Checked<unknown[]> {
   return { ok: t.split(/[;|]/).map((s) => s.trim()).filter((s) => s !== "") };
 }
 
-/** Checks labels against the categories; returns them deduplicated, in category order. */
-export function normalizeLabels(raw: unknown, categories: readonly string[], isCell = false): Checked<string[]> {
+/** Maps labels through `labelMap`, checks them against the categories; returns them deduplicated, in category order. */
+export function normalizeLabels(raw: unknown, categories: readonly string[], isCell = false, labelMap?: Readonly<Record<string, string>>): Checked<string[]> {
   if (raw === undefined || raw === null) return fail("bad_labels", `missing 'labels' (use an empty list [] for a safe image)`);
   let list: unknown = raw;
   if (isCell && typeof raw === "string") {
@@ -145,10 +179,14 @@ export function normalizeLabels(raw: unknown, categories: readonly string[], isC
   if (!Array.isArray(list)) {
     return fail("bad_labels", `'labels' must be a list of category names, got ${typeName(list)} ${show(list)}`);
   }
-  for (let k = 0; k < list.length; k++) {
-    if (typeof list[k] !== "string") return fail("bad_labels", `labels[${k}] is ${typeName(list[k])} ${show(list[k])}; expected a category name (string)`);
+  const items = list.map((x) => (typeof x === "number" || typeof x === "bigint") && labelMap && Object.hasOwn(labelMap, String(x)) ? String(x) : x);
+  for (let k = 0; k < items.length; k++) {
+    if (typeof items[k] !== "string") {
+      const hint = typeof items[k] === "number" || typeof items[k] === "bigint" ? ` (map class ids with data.label_map, e.g. {'${items[k]}': safe})` : "";
+      return fail("bad_labels", `labels[${k}] is ${typeName(items[k])} ${show(items[k])}; expected a category name (string)${hint}`);
+    }
   }
-  const names = (list as string[]).map((s) => s.trim());
+  const names = (items as string[]).map((s) => mapLabel(s.trim(), labelMap));
   if (names.includes(SAFE_LABEL)) {
     if (names.some((s) => s !== SAFE_LABEL)) return fail("bad_labels", `'${SAFE_LABEL}' cannot be combined with categories: ${show(list)}`);
     return { ok: [] };
@@ -159,7 +197,7 @@ export function normalizeLabels(raw: unknown, categories: readonly string[], isC
       const hint = near !== undefined ? ` (did you mean '${near}'?)` : "";
       return fail(
         "unknown_category",
-        `unknown category '${name}'${hint}; valid categories: ${categories.join(", ")} (an empty list or '${SAFE_LABEL}' marks a safe image)`,
+        `unknown category '${name}'${hint}; valid categories: ${categories.join(", ")} (an empty list or '${SAFE_LABEL}' marks a safe image); to use the dataset's own labels, map them with data.label_map, e.g. {${name}: ${categories[0]}} or {${name}: ${SAFE_LABEL}}`,
       );
     }
   }
@@ -254,13 +292,13 @@ function checkImagePath(written: string, base: string, root: string, realRoot: s
   return { ok: abs };
 }
 
-async function readSize(input: string | Uint8Array): Promise<Checked<{ width: number; height: number }>> {
+/** Decodes every pixel (io/image_decode.ts, as the prompt encoder will), returning the size or why it failed. */
+async function decodeCheck(input: string | Uint8Array, label: string, maxPixels: number): Promise<Checked<{ width: number; height: number }>> {
   try {
-    const m = await sharp(input).metadata();
-    if (!m.width || !m.height) return fail("unreadable_image", `image header has no size (format ${m.format ?? "unknown"})`);
-    return { ok: { width: m.width, height: m.height } };
+    const img = await decodeImage(input, { label, maxPixels });
+    return { ok: { width: img.width, height: img.height } };
   } catch (e) {
-    return fail("unreadable_image", `cannot decode the image (${(e as Error).message})`);
+    return fail("unreadable_image", (e as Error).message);
   }
 }
 
@@ -302,7 +340,7 @@ export async function validateRows(rows: readonly RawRow[], opts: ValidateOption
     if (row.error) return reject(index, row.source, row.error);
     const image = normalizeImage(row.image);
     if (!("ok" in image)) return reject(index, row.source, image);
-    const labels = normalizeLabels(row.labels, categories, row.labelsIsCell === true);
+    const labels = normalizeLabels(row.labels, categories, row.labelsIsCell === true, opts.labelMap);
     if (!("ok" in labels)) return reject(index, row.source, labels);
     const split = normalizeSplit(row.split);
     if (!("ok" in split)) return reject(index, row.source, split);
@@ -342,10 +380,13 @@ export async function validateRows(rows: readonly RawRow[], opts: ValidateOption
     return true;
   });
 
-  // 3. Decode headers.
+  // 3. Decode every image.
   let kept = unique;
   if (checkImages) {
-    const sizes = await mapLimit(unique, opts.concurrency ?? 8, (c) => readSize(c.imageAbs ?? (c.ex.image as { bytes: Uint8Array }).bytes));
+    const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+    const sizes = await mapLimit(unique, opts.concurrency ?? 4, (c) =>
+      decodeCheck(c.imageAbs ?? (c.ex.image as { bytes: Uint8Array }).bytes, c.imageAbs ? `image ${path.relative(root, c.imageAbs) || c.imageAbs}` : "embedded image", maxPixels),
+    );
     kept = unique.filter((c, k) => {
       const s = sizes[k];
       if (!("ok" in s)) {

@@ -1,6 +1,7 @@
 // The run-comparison table, as aligned plain text for the terminal (the HTML
 // report uses the same columns). Recall comes first: it is the headline.
 import type { Curves } from "./curves.js";
+import type { RatesWithIntervals } from "./intervals.js";
 import type { EvalMetrics } from "./metrics.js";
 
 /** A named evaluation result. */
@@ -8,6 +9,8 @@ export interface CompareRun {
   name: string;
   metrics: EvalMetrics;
   curves?: Curves | null;
+  /** Wilson intervals on recall and FPR, and the few-images warnings. */
+  intervals?: RatesWithIntervals;
 }
 
 /** One column of the comparison table. */
@@ -43,17 +46,31 @@ export function columnsFor(runs: CompareRun[]): CompareColumn[] {
   return runs.some((r) => r.curves) ? [...COMPARE_COLUMNS, ...CURVE_COLUMNS] : COMPARE_COLUMNS;
 }
 
+/** "[0.47, 0.75]", or "n/a". */
+export function formatInterval(lo: number | null, hi: number | null): string {
+  return lo === null || hi === null ? "n/a" : `[${lo.toFixed(2)}, ${hi.toFixed(2)}]`;
+}
+
 /**
  * An aligned text table, one row per run in the given order:
  *
  *   run       recall  precision    fpr     f1     f2  accuracy  unparseable
  *   base       0.600      0.750  0.100  0.667  0.625     0.800        0.050
+ *
+ * With intervals, two more columns give the Wilson 95% intervals of recall
+ * and FPR, and each few-images warning follows as a line "! run: ...".
  */
 export function formatCompareTable(runs: CompareRun[], opts: { digits?: number } = {}): string {
   const cols = columnsFor(runs);
-  const header = ["run", ...cols.map((c) => c.header)];
-  const rows = runs.map((r) => [r.name, ...cols.map((c) => formatMetric(c.value(r), opts.digits ?? 3))]);
+  const withCi = runs.some((r) => r.intervals);
+  const header = ["run", ...cols.map((c) => c.header), ...(withCi ? ["recall 95% CI", "fpr 95% CI"] : [])];
+  const rows = runs.map((r) => [
+    r.name,
+    ...cols.map((c) => formatMetric(c.value(r), opts.digits ?? 3)),
+    ...(withCi ? [r.intervals ? formatInterval(r.intervals.recall.lo, r.intervals.recall.hi) : "n/a", r.intervals ? formatInterval(r.intervals.fpr.lo, r.intervals.fpr.hi) : "n/a"] : []),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const fmt = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
-  return [fmt(header), ...rows.map(fmt)].join("\n") + "\n";
+  const warnings = runs.flatMap((r) => (r.intervals?.warnings ?? []).map((w) => `! ${r.name}: ${w}; its interval is wide`));
+  return [fmt(header), ...rows.map(fmt), ...warnings].join("\n") + "\n";
 }

@@ -45,6 +45,18 @@ export interface Prediction {
   score?: number;
   /** The image file, for report thumbnails. */
   imagePath?: string;
+  /** The calibrated score, when a calibration was fitted. */
+  calibrated_score?: number;
+  /** P(category named) per category (policy/answer_probe.ts). */
+  category_scores?: Record<string, number>;
+  /** The model's raw answer. */
+  answer?: string;
+  /**
+   * Per-image decisions of the threshold rules (policy/decide.ts), keyed
+   * "chosen" (this evaluation's default set) and "saved" (the card's):
+   * exactly what predict decides for the image with that rule.
+   */
+  decisions?: Record<string, { flagged: boolean | null; categories: string[]; score: number | null; threshold: number | null }>;
 }
 
 /** How unparseable answers are counted; see the file header. */

@@ -3,6 +3,8 @@
 // what a moderation team needs first:
 //   1. the run comparison table (recall first),
 //   2. thresholds: recall at FPR <= 1/5/10%, and the threshold reaching a target recall,
+//      then the decisions at the thresholds chosen on the threshold split and the
+//      calibration of the score (report_decisions.ts),
 //   3. per-category one-vs-rest figures with micro/macro averages,
 //   4. confusion tables (binary 2x2 and the class matrix),
 //   5. PR and ROC curves (one line per run), optional training curves,
@@ -15,11 +17,12 @@ import path from "node:path";
 import { columnsFor, type CompareRun, formatMetric } from "./compare_table.js";
 import { type Curves, prPoints, rocPoints, thresholdForRecall } from "./curves.js";
 import { type EvalMetrics, outcomeOf, type Prediction, type PredictedLabel } from "./metrics.js";
+import { calibrationSection, decisionsSection, type DecisionParts, intervalCells, warningsBlock } from "./report_decisions.js";
 import { escapeHtml, lineChartSvg, PALETTE, type Series } from "./svg_plot.js";
 import { thumbnailDataUri } from "./thumbnails.js";
 
-/** One evaluated model/checkpoint. */
-export interface ReportRun {
+/** One evaluated model/checkpoint (with, optionally, its intervals, calibration and thresholds: report_decisions.ts). */
+export interface ReportRun extends DecisionParts {
   name: string;
   metrics: EvalMetrics;
   /** Null/absent when the run has no scores. */
@@ -57,6 +60,10 @@ export interface ReportOptions {
   fileName?: string;
   /** Clock for the "generated" line. Default new Date(). */
   now?: Date;
+  /** The image of a prediction for its thumbnail: a path or encoded bytes (Parquet). Default: its imagePath. */
+  imageOf?: (p: Prediction) => string | Uint8Array | undefined;
+  /** The evaluated split's name, for headings. Default "test". */
+  split?: string;
 }
 
 const e = escapeHtml;
@@ -81,6 +88,7 @@ figure.thumb img{display:block;margin:auto;max-width:128px;max-height:128px}
 figure.fn{border-color:#d55e00}figure.fp{border-color:#0072b2}
 .badge{display:inline-block;background:#444;color:#fff;border-radius:3px;padding:0 4px;font-size:10px}
 .noimg{height:64px;display:flex;align-items:center;justify-content:center;color:#999;text-align:center}
+ul.warn{color:#a04000;font-size:13px}tr.few td,span.few{background:#fff3e0}
 `;
 
 function table(header: string[], rows: string[][], classes?: string[][]): string {
@@ -93,13 +101,14 @@ function table(header: string[], rows: string[][], classes?: string[][]): string
 
 function comparisonSection(runs: ReportRun[]): string {
   const cols = columnsFor(runs as CompareRun[]);
-  const header = ["run", ...cols.map((c) => c.header), "n", "unparseable as"];
-  const rows = runs.map((r) => [r.name, ...cols.map((c) => pct(c.value(r))), String(r.metrics.n), r.metrics.unparseable_as]);
+  const withCi = runs.some((r) => r.intervals);
+  const header = ["run", ...cols.map((c) => c.header), ...(withCi ? ["recall 95% CI", "fpr 95% CI"] : []), "n", "unparseable as"];
+  const rows = runs.map((r) => [r.name, ...cols.map((c) => pct(c.value(r))), ...(withCi ? intervalCells(r) : []), String(r.metrics.n), r.metrics.unparseable_as]);
   // Highlight the best recall (the headline) across runs.
   const recalls = runs.map((r) => r.metrics.recall ?? -1);
   const best = Math.max(...recalls);
   const classes = runs.map((r, i) => (runs.length > 1 && recalls[i] === best && best >= 0 ? ["", "best"] : []));
-  return `<h2>Runs</h2>\n${table(header, rows, classes)}`;
+  return `<h2>Runs</h2>\n${table(header, rows, classes)}${withCi ? `\n<p class="meta">95% CI: Wilson score intervals.</p>` : ""}\n${warningsBlock(runs)}`;
 }
 
 function thresholdSection(runs: ReportRun[], targets: number[]): string {
@@ -196,9 +205,11 @@ async function errorsSection(run: ReportRun, opts: ReportOptions): Promise<strin
   const figure = async (p: Prediction, kind: "fn" | "fp"): Promise<string> => {
     const blurred = !opts.unblur && p.labels.length > 0;
     let img: string;
-    if (!p.imagePath) img = `<div class="noimg">no image path</div>`;
+    const source = opts.imageOf ? opts.imageOf(p) : p.imagePath;
+    if (source === undefined) img = `<div class="noimg">no image</div>`;
     else {
-      const t = await thumbnailDataUri(p.imagePath, { size: opts.thumbSize ?? 128, blur: blurred, sigma: opts.blurSigma ?? 10 });
+      const input = typeof source === "string" ? source : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+      const t = await thumbnailDataUri(input, { size: opts.thumbSize ?? 128, blur: blurred, sigma: opts.blurSigma ?? 10 });
       img = "uri" in t ? `<img src="${t.uri}" alt="${e(p.id)}">` : `<div class="noimg" title="${e(t.error)}">image unavailable</div>`;
     }
     const lines = [
@@ -246,6 +257,8 @@ export async function renderReport(opts: ReportOptions): Promise<string> {
     `<p class="meta">Recall = share of offensive images flagged (any category). FPR = share of safe images flagged. n/a = undefined (0/0).</p>`,
     comparisonSection(opts.runs),
     thresholdSection(opts.runs, opts.recallTargets ?? [0.9, 0.95, 0.99]),
+    decisionsSection(opts.runs, opts.split ?? "test", opts.categories),
+    calibrationSection(opts.runs, opts.split ?? "test"),
     perCategorySection(opts.runs, opts.categories),
     confusionSection(opts.runs),
     curvesSection(opts.runs),

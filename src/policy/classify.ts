@@ -1,51 +1,27 @@
 // The one classification path that evaluation, predict and the server share:
-// a greedy answer per image, parsed into a decision, plus a score,
-// P(offensive) = 1 - P(the answer starts with "safe"), read from the model's
-// next-token distribution right after "<answer>" (one extra prefill per batch).
+// a greedy answer per image, parsed, plus scores read from the model's answer
+// distribution (policy/answer_probe.ts): P(offensive) and, per category,
+// P(category named). Turning this into a decision (flag or not, which
+// categories) is policy/decide.ts's job, so every caller decides alike.
 import type { Example } from "../data/types.js";
-import { catImageInputs } from "../models/vlm.js";
 import { makeAnswerParser, type ParsedAnswer } from "../rewards/answer_parser.js";
-import { cat, F, noGrad, tensor, tidy } from "../torch/index.js";
-import { collatePrompts, disposePromptBatch, type PromptBatch } from "./collate.js";
-import { disposeEncoded } from "./encoder.js";
+import { type ProbePlan, planAnswerProbe, probeAnswers } from "./answer_probe.js";
+import { collatePrompts, disposePromptBatch } from "./collate.js";
+import { disposeEncoded, type EncodedPrompt } from "./encoder.js";
 import type { Policy } from "./policy.js";
 import { LocalRollout } from "./rollout.js";
 
-/** The ids after which the answer's first content token comes, and the first id of "safe" there. */
-export function answerProbe(policy: Policy): { prefix: number[]; safeId: number } {
-  const tok = policy.tokenizer;
-  const prefix = tok.encode("<answer>", { addSpecialTokens: false });
-  const full = tok.encode("<answer>safe", { addSpecialTokens: false });
-  let safeId: number | undefined;
-  if (full.length > prefix.length && prefix.every((v, i) => full[i] === v)) safeId = full[prefix.length];
-  else safeId = tok.encode("safe", { addSpecialTokens: false })[0];
-  if (safeId === undefined) throw new Error("classify: the tokenizer cannot encode the word 'safe'");
-  return { prefix, safeId };
-}
-
-/** P(offensive) per prompt of a batch: 1 - softmax(logits after prompt + "<answer>")["safe"]. */
-export function offensiveScores(policy: Policy, batch: PromptBatch, probe = answerProbe(policy)): number[] {
-  return noGrad(() =>
-    tidy(() => {
-      const b = batch.inputIds.size(0);
-      const extra = tensor(Array.from({ length: b }, () => probe.prefix), { dtype: "int64", device: batch.inputIds.device });
-      const ids = cat([batch.inputIds, extra], 1);
-      const mask = cat([batch.attentionMask, extra.mul(0).add(1)], 1);
-      const images = catImageInputs(batch.images);
-      const logits = policy.model.forward({ inputIds: ids, attentionMask: mask, ...(images ?? {}), logitsToKeep: 1 }).logits;
-      const pSafe = F.softmax(logits.select(1, 0), -1).select(1, probe.safeId);
-      return pSafe.toFlatArray().map((p) => 1 - p);
-    }),
-  );
-}
-
 export interface Classification {
   id: string;
-  /** The greedy answer text. */
+  /** The greedy answer text ("" when the image could not be read). */
   answer: string;
   parsed: ParsedAnswer;
-  /** P(offensive) from the answer's first token. */
+  /** P(offensive) from the answer distribution (NaN when the image could not be read). */
   score: number;
+  /** P(category named) per category of the policy's prompt, in its order. */
+  categoryScores: Record<string, number>;
+  /** Set when the image could not be read or processed; nothing else is meaningful then. */
+  error?: string;
 }
 
 export interface ClassifyOptions {
@@ -53,28 +29,63 @@ export interface ClassifyOptions {
   batchSize: number;
   /** Maximum answer tokens. */
   maxNewTokens: number;
-  /** Called after each batch with the number of examples done. */
+  /** Called after each batch with the number of examples done (failed ones included). */
   onBatch?: (done: number) => void;
+  /**
+   * An image that cannot be read: "throw" (default) stops with its error;
+   * "report" returns a Classification with `error` set and goes on with the rest.
+   */
+  onImageError?: "throw" | "report";
 }
 
-/** Classifies examples with the policy (in eval mode, no gradients). */
+/** Classifies examples with the policy (in eval mode, no gradients), in input order. */
 export async function classifyExamples(policy: Policy, examples: readonly Example[], opts: ClassifyOptions): Promise<Classification[]> {
   const parse = makeAnswerParser(policy.prompt.categories);
-  const probe = answerProbe(policy);
+  const plan: ProbePlan = planAnswerProbe(policy);
   const rollout = new LocalRollout(policy);
+  const cats = policy.prompt.categories;
   const out: Classification[] = [];
   for (let i = 0; i < examples.length; i += opts.batchSize) {
     const chunk = examples.slice(i, i + opts.batchSize);
-    const encoded = await Promise.all(chunk.map((x) => policy.encoder.encodePrompt(x)));
-    const batch = collatePrompts(encoded, policy.padTokenId);
-    try {
-      const completions = await rollout.rollout({ batch, numGenerations: 1, maxNewTokens: opts.maxNewTokens, doSample: false });
-      const scores = offensiveScores(policy, batch, probe);
-      chunk.forEach((x, k) => out.push({ id: x.id, answer: completions[k].text, parsed: parse(completions[k].text), score: scores[k] }));
-    } finally {
-      disposePromptBatch(batch);
+    const settled = await Promise.allSettled(chunk.map((x) => policy.encoder.encodePrompt(x)));
+    const encoded: EncodedPrompt[] = [];
+    const slot: (number | string)[] = settled.map((s) => {
+      if (s.status === "fulfilled") return encoded.push(s.value) - 1;
+      return (s.reason as Error)?.message ?? String(s.reason);
+    });
+    const firstError = slot.find((s): s is string => typeof s === "string");
+    if (firstError !== undefined && (opts.onImageError ?? "throw") === "throw") {
       disposeEncoded(encoded);
+      throw new Error(firstError);
     }
+    const results: Classification[] = [];
+    if (encoded.length > 0) {
+      const batch = collatePrompts(encoded, policy.padTokenId);
+      try {
+        const completions = await rollout.rollout({ batch, numGenerations: 1, maxNewTokens: opts.maxNewTokens, doSample: false });
+        const scores = probeAnswers(policy, batch, plan);
+        encoded.forEach((e, k) =>
+          results.push({
+            id: e.id,
+            answer: completions[k].text,
+            parsed: parse(completions[k].text),
+            score: scores[k].offensive,
+            categoryScores: Object.fromEntries(cats.map((c, j) => [c, scores[k].categories[j]])),
+          }),
+        );
+      } finally {
+        disposePromptBatch(batch);
+        disposeEncoded(encoded);
+      }
+    }
+    chunk.forEach((x, k) => {
+      const s = slot[k];
+      out.push(
+        typeof s === "number"
+          ? results[s]
+          : { id: x.id, answer: "", parsed: { kind: "unparseable", reason: "image could not be read" }, score: Number.NaN, categoryScores: {}, error: s },
+      );
+    });
     opts.onBatch?.(out.length);
   }
   return out;

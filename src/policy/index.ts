@@ -5,3 +5,7 @@ export * from "./collate.js";
 export * from "./encoder.js";
 export * from "./policy.js";
 export * from "./rollout.js";
+export * from "./answer_probe.js";
+export * from "./decide.js";
+export * from "./model_card.js";
+export * from "./thresholds.js";

@@ -3,6 +3,11 @@
 // or full fine-tuning with an optionally frozen vision tower) or for
 // inference (optionally with a PEFT adapter on top). Trainers, evaluation and
 // serving all start here; nothing below knows which family it is.
+//
+// A folder with a model card (vlm_grpo.json, policy/model_card.ts) is asked
+// the question it was trained with: the card's prompt and categories fill
+// every prompt field the caller leaves out. A folder without one (a Hugging
+// Face checkpoint) gets the built-in defaults for them.
 import fs from "node:fs";
 import path from "node:path";
 import { type PromptConfig, type PromptOptions, resolvePromptConfig } from "../data/prompt.js";
@@ -14,6 +19,7 @@ import { isVisionLanguageModel, type VisionLanguageModel } from "../models/vlm.j
 import { applyLora, type LoraOptions } from "../nn/lora.js";
 import type { Device, Tensor } from "../torch/index.js";
 import { PromptEncoder } from "./encoder.js";
+import { cardPromptConfig, MODEL_CARD_FILE, type ModelCard, readPolicyCard } from "./model_card.js";
 
 export interface PolicyTraining {
   /** Train LoRA adapters with these options (targets default to the family's); null: full fine-tuning. */
@@ -29,8 +35,16 @@ export interface PolicyOptions {
   dtype?: "float32" | "bfloat16";
   /** Default "cpu". */
   device?: string;
-  /** The moderation prompt (categories, system and user text). */
+  /**
+   * The moderation prompt (categories, system and user text). Fields given
+   * here win; fields left out come from the folder's model card, else the
+   * built-in defaults (src/data/prompt.ts).
+   */
   prompt: PromptOptions;
+  /** Keep processed images for reuse (training's epochs). Default true; one-pass inference passes false. */
+  cacheImages?: boolean;
+  /** Refuse images with more pixels than this. Default io/image_decode's DEFAULT_MAX_PIXELS. */
+  maxPixels?: number;
   /** Prepare for training; absent: inference (no gradients, eval mode). */
   training?: PolicyTraining;
   /** A PEFT adapter folder applied on top (inference). */
@@ -43,6 +57,10 @@ export interface Policy {
   tokenizer: HFTokenizer;
   encoder: PromptEncoder;
   prompt: PromptConfig;
+  /** The model card (the adapter's when an adapter with one is applied, else the folder's), if any. */
+  card: ModelCard | null;
+  /** Where each prompt field came from: "caller", "card" or "default". */
+  promptSource: Record<keyof PromptConfig, "caller" | "card" | "default">;
   modelDir: string;
   /** LoRA adapters are trained (else full fine-tuning or inference). */
   lora: boolean;
@@ -57,6 +75,8 @@ export async function loadPolicy(opts: PolicyOptions): Promise<Policy> {
   const modelDir = opts.modelDir;
   if (!modelDir) throw new Error("no model folder given (config key `model` or --model)");
   if (!fs.existsSync(path.join(modelDir, "config.json"))) throw new Error(`model folder ${modelDir} has no config.json`);
+  // An adapter trained by vlm-grpo carries its own card; it describes the adapted model better than the base's.
+  const { card, dir: cardDir } = readPolicyCard(modelDir, opts.adapterDir);
   const { model: loaded } = await loadPretrained(modelDir, { dtype: opts.dtype ?? "float32", device: (opts.device ?? "cpu") as Device });
   const family = familyOf(loaded.config);
   if (!family.vision || !isVisionLanguageModel(loaded) || !family.loadImageProcessor) {
@@ -68,8 +88,8 @@ export async function loadPolicy(opts: PolicyOptions): Promise<Policy> {
   try {
     const tokenizer = await HFTokenizer.fromDir(modelDir);
     const images = await family.loadImageProcessor(modelDir, tokenizer, model.config);
-    const prompt = resolvePromptConfig(opts.prompt);
-    encoder = new PromptEncoder({ tokenizer, images, prompt });
+    const { prompt, source: promptSource } = promptFor(opts.prompt, card, cardDir);
+    encoder = new PromptEncoder({ tokenizer, images, prompt, cache: opts.cacheImages, maxPixels: opts.maxPixels });
     const t = opts.training;
     if (opts.adapterDir) {
       if (t) throw new Error("loadPolicy: an adapter on top is for inference; to continue training an adapter, resume its run");
@@ -93,6 +113,8 @@ export async function loadPolicy(opts: PolicyOptions): Promise<Policy> {
       tokenizer,
       encoder: enc,
       prompt,
+      card,
+      promptSource,
       modelDir,
       lora: !!t?.lora,
       trainable: t ? model.parameters().filter((p) => p.requiresGrad) : [],
@@ -106,5 +128,28 @@ export async function loadPolicy(opts: PolicyOptions): Promise<Policy> {
     encoder?.dispose();
     model.dispose();
     throw e;
+  }
+}
+
+const PROMPT_FIELDS = ["systemPrompt", "userPrompt", "categories", "allowThink"] as const;
+
+/** The prompt a policy uses: the caller's fields, then the card's, then the defaults; and where each came from. */
+export function promptFor(given: PromptOptions, card: ModelCard | null, modelDir = ""): { prompt: PromptConfig; source: Policy["promptSource"] } {
+  const fromCard = card ? cardPromptConfig(card) : null;
+  const merged: PromptOptions = {};
+  const source = {} as Policy["promptSource"];
+  for (const k of PROMPT_FIELDS) {
+    if (given[k] !== undefined) {
+      (merged as Record<string, unknown>)[k] = given[k];
+      source[k] = "caller";
+    } else if (fromCard) {
+      (merged as Record<string, unknown>)[k] = fromCard[k];
+      source[k] = "card";
+    } else source[k] = "default";
+  }
+  try {
+    return { prompt: resolvePromptConfig(merged), source };
+  } catch (e) {
+    throw new Error(`${card ? `${path.join(modelDir, MODEL_CARD_FILE)} with the caller's prompt` : "prompt"}: ${(e as Error).message}`);
   }
 }

@@ -14,6 +14,7 @@ import { TensorBoardSink } from "../io/sinks/tensorboard.js";
 import { loadWeights, savePretrained } from "../models/load.js";
 import { saveAdapter } from "../models/peft.js";
 import { loraModules, mergeAdapters, unmergeAdapters } from "../nn/lora.js";
+import { cardPromptDifferences, makeModelCard, writeModelCard } from "../policy/model_card.js";
 import { loadPolicy, type Policy } from "../policy/policy.js";
 import { dispose, type Generator, getRngState, manualSeed, noGrad, setNumThreads, setRngState, type Tensor } from "../torch/index.js";
 import { AdamW, LRScheduler } from "../torch/optim/index.js";
@@ -25,7 +26,11 @@ export function applyThreads(cfg: RunConfig): void {
 
 /** The run config's model, prepared for training (LoRA or full fine-tuning as cfg.lora says). */
 export async function loadTrainingPolicy(cfg: RunConfig, opts: { freezeVision?: boolean } = {}): Promise<Policy> {
-  return loadPolicy(policyOptions(cfg, { train: true, freezeVision: opts.freezeVision }));
+  const policy = await loadPolicy(policyOptions(cfg, { train: true, freezeVision: opts.freezeVision }));
+  // The run's config sets the prompt; say so when the base model was trained with another one.
+  const diff = policy.card ? cardPromptDifferences(policy.card, policy.prompt) : [];
+  if (diff.length > 0) console.warn(`warning: ${cfg.model} was trained with another ${diff.join(", ")} (its vlm_grpo.json); this run trains with the config's (prompt.*, data.categories)`);
+  return policy;
 }
 
 export function makeOptimizer(params: Tensor[], lr: number, weightDecay: number): AdamW {
@@ -138,7 +143,10 @@ export function restoreTrainingCheckpoint(ref: CheckpointRef, parts: CheckpointP
 /**
  * Writes the trained model as a complete HF folder at `dir` (LoRA merged into
  * the weights, tokenizer and processor files copied from the base folder),
- * and with LoRA also the adapter in PEFT format at `dir`-adapter.
+ * and with LoRA also the adapter in PEFT format at `dir`-adapter. Both get
+ * the model card (vlm_grpo.json: the prompt and categories trained with, so
+ * predict and eval ask the same question; no thresholds, since the weights
+ * are new).
  */
 export async function saveFinalModel(policy: Policy, dir: string): Promise<void> {
   if (policy.lora) {
@@ -152,6 +160,9 @@ export async function saveFinalModel(policy: Policy, dir: string): Promise<void>
   } else {
     await savePretrained(policy.model, dir, { copyFilesFrom: policy.modelDir });
   }
+  const card = makeModelCard(policy.prompt, { base_model: path.resolve(policy.modelDir), saved_at: new Date().toISOString() });
+  writeModelCard(dir, card);
+  if (policy.lora) writeModelCard(`${dir}-adapter`, card);
 }
 
 // ---- logging and signals --------------------------------------------------------------

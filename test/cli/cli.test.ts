@@ -75,12 +75,13 @@ test("init-model, generate, predict, data synth and data check", () => {
   const lines = pred.out.trim().split("\n").map((l) => JSON.parse(l));
   assert.equal(lines.length, 2);
   for (const l of lines) {
-    assert.ok(["safe", "offensive", "unparseable"].includes(l.decision));
+    assert.ok(["safe", "offensive", "unparseable"].includes(l.answer_kind));
+    assert.equal(typeof l.flagged, "boolean");
     assert.ok(l.score >= 0 && l.score <= 1);
   }
   const missing = cli(["predict", "--model", model, path.join(tmp, "nope.png")]);
-  assert.notEqual(missing.code, 0);
-  assert.match(missing.err, /nope\.png/);
+  assert.equal(missing.code, 3);
+  assert.match(JSON.parse(missing.out).error, /nope\.png: image file not found/);
 });
 
 test("a mini demo writes the base/sft/grpo comparison with the required metrics", () => {

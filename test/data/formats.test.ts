@@ -112,7 +112,7 @@ describe("parquet details", () => {
     await assert.rejects(loadDataset(file, { categories: CATS }), (e: Error) => {
       assert.match(e.message, /5 bad rows/);
       assert.ok(e.message.includes(`${file}: row 0: 'label' holds the class index 0`), e.message);
-      assert.match(e.message, /pass labelNames/);
+      assert.match(e.message, /data\.label_map/);
       return true;
     });
     const ds = await loadDataset(file, { categories: CATS, labelNames: ["safe", "nudity", "weapons"] });

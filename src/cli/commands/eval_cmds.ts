@@ -1,21 +1,29 @@
-// `vlm-grpo eval` (one model or --compare several) and `vlm-grpo predict`.
+// `vlm-grpo eval` (one model or --compare several); `vlm-grpo predict` lives in predict.ts.
 import path from "node:path";
+import { explicitKeys, explicitPrompt } from "../../config/explicit_keys.js";
 import { loadConfig } from "../../config/load.js";
 import { runConfigSchema } from "../../config/run_config.js";
-import { validate } from "../../config/schema.js";
 import { loadSplits } from "../../data/splits_from_config.js";
-import type { Example } from "../../data/types.js";
-import { evaluateModel, type EvalTarget, runEvaluation } from "../../eval/run_eval.js";
+import { type EvalTarget, runEvaluation, saveEvaluationThresholds } from "../../eval/run_eval.js";
+import { readPolicyCard } from "../../policy/model_card.js";
 import { flag, has, parseArgs, UsageError } from "../args.js";
 import { configHelp } from "./train_cmds.js";
 
+export { predictCommand } from "./predict.js";
+
 export async function evalCommand(argv: readonly string[]): Promise<number> {
-  const p = parseArgs(argv, { config: { value: true }, compare: { value: true, repeat: true }, lora: { value: true }, out: { value: true }, help: { value: false } }, { allowOverrides: true });
+  const p = parseArgs(
+    argv,
+    { config: { value: true }, compare: { value: true, repeat: true }, lora: { value: true }, out: { value: true }, "save-thresholds": { value: false }, help: { value: false } },
+    { allowOverrides: true },
+  );
   if (has(p, "help")) {
-    console.log(configHelp("eval", " [--compare NAME=DIR ...] [--lora DIR] [--out DIR]"));
+    console.log(configHelp("eval", " [--compare NAME=DIR ...] [--lora DIR] [--out DIR] [--save-thresholds]"));
     return 0;
   }
-  const cfg = loadConfig(runConfigSchema, { file: flag(p, "config"), overrides: p.overrides });
+  const overrides = [...p.overrides];
+  if (has(p, "save-thresholds")) overrides.push("--eval.save_thresholds", "true");
+  const cfg = loadConfig(runConfigSchema, { file: flag(p, "config"), overrides });
   const targets: EvalTarget[] = [];
   for (const c of p.flags.get("compare") ?? []) {
     const eq = c.indexOf("=");
@@ -23,33 +31,43 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
     targets.push({ name: c.slice(0, eq), model: c.slice(eq + 1) });
   }
   if (cfg.model) targets.unshift({ name: path.basename(path.resolve(cfg.model)), model: cfg.model, lora: flag(p, "lora") });
-  if (targets.length === 0) throw new UsageError("vlm-grpo eval: give --model DIR and/or --compare NAME=DIR");
-  const splits = await loadSplits(cfg.data);
+  if (targets.length === 0) throw new UsageError("give --model DIR and/or --compare NAME=DIR");
+  if (cfg.eval.save_thresholds && !cfg.model) throw new UsageError("--save-thresholds saves into the --model folder; give --model DIR");
+
+  // The prompt: what the user set, the rest from each model's card. The dataset's
+  // categories follow the models' cards unless data.categories is set.
+  const isSet = explicitKeys(flag(p, "config"), overrides);
+  const prompt = explicitPrompt(cfg, isSet);
+  if (!isSet("data.categories")) {
+    const cards = targets.map((t) => ({ t, card: readPolicyCard(t.model, t.lora).card })).filter((x) => x.card);
+    if (cards.length > 0) {
+      const first = cards[0];
+      const other = cards.find((x) => x.card!.categories.join("\n") !== first.card!.categories.join("\n"));
+      if (other) {
+        throw new UsageError(
+          `${first.t.name} was trained on categories [${first.card!.categories.join(", ")}] and ${other.t.name} on [${other.card!.categories.join(", ")}]; one evaluation needs one category list: set --data.categories`,
+        );
+      }
+      cfg.data.categories = [...first.card!.categories];
+      prompt.categories = [...first.card!.categories]; // also for compared folders without a card
+    }
+  }
+  const splits = await loadSplits(cfg.data, (l) => console.log(l));
+  const evalSplit = splits[cfg.eval.split];
+  const thrName = cfg.eval.threshold_split;
+  const thr = thrName === "none" ? [] : thrName === cfg.eval.split ? evalSplit : splits[thrName];
+  if (thrName === "none") {
+    if (cfg.eval.save_thresholds) throw new UsageError("--save-thresholds needs a threshold split; eval.threshold_split is none");
+  } else if (thr.length === 0) console.log(`eval: the ${thrName} split is empty: no calibration or thresholds (set data.val_fraction, or eval.threshold_split)`);
+  else if (thr === evalSplit) console.log(`eval: thresholds are chosen on the evaluated ${thrName} split itself; their figures are optimistic`);
   const outDir = flag(p, "out") ?? path.join(cfg.output_dir, "eval");
-  const r = await runEvaluation(cfg, targets, splits[cfg.eval.split], outDir);
+  const r = await runEvaluation(cfg, targets, evalSplit, outDir, { prompt, thresholdExamples: thr.length ? thr : undefined, thresholdSplit: thrName });
   console.log(r.table);
   console.log(`metrics: ${r.metricsPath}${r.reportPath ? `\nreport:  ${r.reportPath}` : ""}`);
-  return 0;
-}
-
-export async function predictCommand(argv: readonly string[]): Promise<number> {
-  const p = parseArgs(argv, { model: { value: true }, lora: { value: true }, categories: { value: true }, "batch-size": { value: true }, help: { value: false } });
-  if (has(p, "help") || p.positionals.length === 0) {
-    console.log("usage: vlm-grpo predict --model DIR [--lora DIR] [--categories nudity,weapons] IMAGE...\nprints one JSON line per image: decision, categories, score (P(offensive)) and the raw answer");
-    return has(p, "help") ? 0 : 2;
-  }
-  const model = flag(p, "model");
-  if (!model) throw new UsageError("vlm-grpo predict: --model DIR is required");
-  const raw: Record<string, unknown> = { model };
-  const cats = flag(p, "categories");
-  if (cats) raw.data = { categories: cats.split(",").map((c) => c.trim()) };
-  if (flag(p, "batch-size")) raw.eval = { batch_size: Number(flag(p, "batch-size")) };
-  const cfg = validate(runConfigSchema, raw, { file: "predict options" });
-  const examples: Example[] = p.positionals.map((f) => ({ id: f, image: { path: path.resolve(f) }, labels: [], source: { file: f } }));
-  const r = await evaluateModel(cfg, { name: "predict", model, lora: flag(p, "lora") }, examples, { progress: false });
-  for (const pr of r.predictions) {
-    const decision = pr.predicted.kind;
-    console.log(JSON.stringify({ image: pr.id, decision, categories: pr.predicted.kind === "offensive" ? pr.predicted.categories : [], score: pr.score, answer: (pr as { answer?: string }).answer }));
+  if (cfg.eval.save_thresholds) {
+    const file = saveEvaluationThresholds(r.evaluations[0], targets[0]);
+    const rec = r.evaluations[0].thresholds!;
+    console.log(`thresholds saved: ${file} (target recalls ${rec.sets.map((s) => s.target_recall).join(", ")}; default ${rec.default_target_recall}; chosen on ${rec.images} ${rec.split} images)`);
   }
   return 0;
 }
