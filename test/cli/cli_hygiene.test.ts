@@ -32,7 +32,7 @@ describe("help and version", () => {
     assert.match(sft.out, /lora\.rank\s+integer >= 1\s+default: 8/);
     assert.match(sft.out, /--overwrite/);
     assert.match(sft.out, /--resume auto\|DIR/);
-    for (const other of [/grpo\./, /eval\./, /demo\./]) assert.doesNotMatch(sft.out, other);
+    for (const other of [/^ +grpo\./m, /^ +eval\./m, /^ +demo\./m]) assert.doesNotMatch(sft.out, other);
     const grpo = cli(["grpo", "--help"]);
     assert.match(grpo.out, /grpo\.on_stall\s+"stop" \| "warn"\s+default: "stop"/);
     assert.match(grpo.out, /grpo\.eval_every/);
@@ -42,7 +42,7 @@ describe("help and version", () => {
     const ev = cli(["eval", "--help"]);
     assert.match(ev.out, /eval\.target_recall/);
     assert.match(ev.out, /--compare NAME=DIR/);
-    for (const other of [/grpo\./, /sft\./, /lora\./]) assert.doesNotMatch(ev.out, other);
+    for (const other of [/^ +grpo\./m, /^ +sft\./m, /^ +lora\./m]) assert.doesNotMatch(ev.out, other);
   });
 
   test("-h works for every command and shows that command's usage", () => {
