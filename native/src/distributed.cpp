@@ -8,11 +8,18 @@
 //   pgBroadcast(pg, tensor, src)     in place
 //   pgAllGather(pg, tensor) -> [tensor per rank]
 //   pgBarrier(pg)
+//   pgAllReduceAsync(pg, tensor, op) -> work   starts an all-reduce and returns at once
+//   pgWorkWait(work)                 waits for it (then divides for "avg" and writes back)
+//   pgWorkDone(work) -> bool         whether it finished (without waiting)
+//   pgStoreSet(pg, key, value)       the rendezvous store's key/value API (strings),
+//   pgStoreGet(pg, key) -> string|null   without waiting for missing keys,
+//   pgStoreAdd(pg, key, n) -> number     for failure reports between ranks
 //   pgInfo(pg) -> {backend, rank, worldSize, address, destroyed}
 //   pgDestroy(pg)                    idempotent
-// The collectives block the calling (JS) thread until they complete
-// (work->wait): a collective cannot finish before every rank reaches it, so
-// there is nothing useful the thread could run meanwhile in a data-parallel step.
+// The blocking collectives wait on the calling (JS) thread (work->wait). The
+// async all-reduce runs on the backend's own threads (Gloo's worker pool,
+// NCCL's stream) so that the JS thread can prepare the next gradient bucket
+// meanwhile; its work handle keeps the tensors alive until it is waited for.
 #include "common.h"
 
 #include <torch/version.h>
@@ -53,6 +60,7 @@ using PgBase = c10d::ProcessGroup;
 #endif
 
 const napi_type_tag kProcessGroupTag = {0x766c6d2d6772706fULL, 0x7067000000000001ULL};
+const napi_type_tag kWorkTag = {0x766c6d2d6772706fULL, 0x776f726b00000001ULL};
 
 struct PgHandle {
 #ifdef VLM_WITH_C10D
@@ -66,6 +74,11 @@ struct PgHandle {
   std::chrono::milliseconds timeout{0};
   napi_env env = nullptr;
   bool live = true;
+  // Async collectives started and not yet waited for. Teardown with work in
+  // flight leaks the backend instead of joining its threads: a collective
+  // whose peer hangs would otherwise hold the process for the whole timeout
+  // at exit, while the point of exiting is to let the peers fail fast.
+  std::shared_ptr<std::atomic<int>> pending = std::make_shared<std::atomic<int>>(0);
 };
 
 // Live groups, torn down when their JS environment ends so that Gloo's
@@ -83,6 +96,11 @@ void Teardown(PgHandle* h) {
     gLiveGroups.erase(h);
   }
 #ifdef VLM_WITH_C10D
+  if (h->pending->load() > 0) {
+    (void)h->pg.release();     // deliberately leaked: see PgHandle::pending
+    (void)h->store.release();
+    return;
+  }
   h->pg.reset();     // joins the backend's threads
   h->store.reset();  // rank 0: stops the store server
 #endif
@@ -470,6 +488,160 @@ Napi::Value PgBarrier(const Napi::CallbackInfo& info) {
   })
 }
 
+// ---- async all-reduce ------------------------------------------------------
+
+// An all-reduce in flight. It owns the tensors the backend works on, so the
+// JS handle of the input may be released meanwhile.
+struct WorkHandle {
+#ifdef VLM_WITH_C10D
+  c10::intrusive_ptr<c10d::Work> work;
+#endif
+  at::Tensor target;  // the caller's tensor
+  at::Tensor buffer;  // what the backend reduces: target itself when contiguous, else a copy
+  bool avg = false;
+  int worldSize = 1;
+  std::chrono::milliseconds timeout{0};
+  std::shared_ptr<std::atomic<int>> pending;
+  bool waited = false;
+};
+
+void FinalizeWork(Napi::Env, WorkHandle* w) {
+#ifdef VLM_WITH_C10D
+  // Dropped without a wait: it stays counted as pending unless it finished,
+  // so that teardown never joins a backend that may still be blocked in it.
+  if (!w->waited && w->work && w->work->isCompleted()) w->pending->fetch_sub(1);
+#endif
+  delete w;
+}
+
+WorkHandle* GetWork(Napi::Env env, const Napi::Value& value, const std::string& what) {
+  bool ok = false;
+  if (value.IsExternal()) napi_check_object_type_tag(env, value, &kWorkTag, &ok);
+  if (!ok) throw Napi::TypeError::New(env, what + ": expected a work handle (from pgAllReduceAsync)");
+  return value.As<Napi::External<WorkHandle>>().Data();
+}
+
+Napi::Value PgAllReduceAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLM_PROTECT(env, "pgAllReduceAsync", {
+    PgHandle* h = GetGroup(env, info[0], "pgAllReduceAsync");
+    const at::Tensor& t = GetTensor(env, info[1], "pgAllReduceAsync: argument 'tensor'");
+    auto* w = new WorkHandle();
+    std::unique_ptr<WorkHandle> guard(w);
+#ifdef VLM_WITH_C10D
+    c10d::ReduceOp op = ParseReduceOp(env, info[2], &w->avg);
+    if (w->avg && !at::isFloatingType(t.scalar_type()) && !at::isComplexType(t.scalar_type())) {
+      throw Napi::TypeError::New(env, "pgAllReduceAsync: op 'avg' needs a floating-point tensor, got " +
+                                          std::string(c10::toString(t.scalar_type())) + " (use 'sum' and divide yourself)");
+    }
+    w->target = t;
+    w->buffer = Contiguous(t);
+    w->worldSize = h->worldSize;
+    w->timeout = h->timeout;
+    w->pending = h->pending;
+    std::vector<at::Tensor> tensors{w->buffer};
+    c10d::AllreduceOptions ro;
+    ro.reduceOp = op;
+    ro.timeout = h->timeout;
+    w->work = h->pg->allreduce(tensors, ro);
+    h->pending->fetch_add(1);
+#endif
+    auto external = Napi::External<WorkHandle>::New(env, guard.release(), FinalizeWork);
+    napi_type_tag_object(env, external, &kWorkTag);
+    return external;
+  })
+}
+
+Napi::Value PgWorkWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLM_PROTECT(env, "pgWorkWait", {
+    WorkHandle* w = GetWork(env, info[0], "pgWorkWait");
+    if (w->waited) throw Napi::Error::New(env, "pgWorkWait: this all-reduce was already waited for");
+#ifdef VLM_WITH_C10D
+    w->waited = true;
+    struct Done {
+      std::shared_ptr<std::atomic<int>> p;
+      ~Done() { p->fetch_sub(1); }
+    } done{w->pending};
+    w->work->wait(w->timeout);
+    if (w->avg) {
+      at::NoGradGuard g;
+      w->buffer.div_(static_cast<double>(w->worldSize));
+    }
+    WriteBack(w->target, w->buffer);
+#endif
+    // The tensors are the caller's again; the handle no longer pins them.
+    w->target = at::Tensor();
+    w->buffer = at::Tensor();
+    return env.Undefined();
+  })
+}
+
+Napi::Value PgWorkDone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLM_PROTECT(env, "pgWorkDone", {
+    WorkHandle* w = GetWork(env, info[0], "pgWorkDone");
+    bool done = w->waited;
+#ifdef VLM_WITH_C10D
+    if (!done && w->work) done = w->work->isCompleted();
+#endif
+    return Napi::Boolean::New(env, done);
+  })
+}
+
+// ---- the rendezvous store --------------------------------------------------
+
+std::string StoreKey(Napi::Env env, const Napi::Value& v, const char* op) {
+  if (!v.IsString()) throw Napi::TypeError::New(env, std::string(op) + ": key must be a string");
+  std::string key = v.As<Napi::String>().Utf8Value();
+  if (key.empty()) throw Napi::Error::New(env, std::string(op) + ": key is empty");
+  return key;
+}
+
+Napi::Value PgStoreSet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLM_PROTECT(env, "pgStoreSet", {
+    PgHandle* h = GetGroup(env, info[0], "pgStoreSet");
+    std::string key = StoreKey(env, info[1], "pgStoreSet");
+    if (!info[2].IsString()) throw Napi::TypeError::New(env, "pgStoreSet: value must be a string");
+    std::string value = info[2].As<Napi::String>().Utf8Value();
+#ifdef VLM_WITH_C10D
+    h->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+#endif
+    return env.Undefined();
+  })
+}
+
+Napi::Value PgStoreGet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLM_PROTECT(env, "pgStoreGet", {
+    PgHandle* h = GetGroup(env, info[0], "pgStoreGet");
+    std::string key = StoreKey(env, info[1], "pgStoreGet");
+#ifdef VLM_WITH_C10D
+    // check() first: get() would wait for a missing key up to the store's timeout.
+    if (!h->store->check({key})) return env.Null();
+    std::vector<uint8_t> v = h->store->get(key);
+    return Napi::String::New(env, std::string(v.begin(), v.end()));
+#else
+    return env.Null();
+#endif
+  })
+}
+
+Napi::Value PgStoreAdd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLM_PROTECT(env, "pgStoreAdd", {
+    PgHandle* h = GetGroup(env, info[0], "pgStoreAdd");
+    std::string key = StoreKey(env, info[1], "pgStoreAdd");
+    int64_t n = ToInt64(env, info[2], "pgStoreAdd: n");
+#ifdef VLM_WITH_C10D
+    return Napi::Number::New(env, static_cast<double>(h->store->add(key, n)));
+#else
+    return Napi::Number::New(env, static_cast<double>(n));
+#endif
+  })
+}
+
 Napi::Value PgInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   PgHandle* h = GetGroup(env, info[0], "pgInfo", false);
@@ -499,6 +671,12 @@ void RegisterDistributed(Napi::Env env, Napi::Object exports) {
   exports.Set("pgBroadcast", Napi::Function::New(env, PgBroadcast, "pgBroadcast"));
   exports.Set("pgAllGather", Napi::Function::New(env, PgAllGather, "pgAllGather"));
   exports.Set("pgBarrier", Napi::Function::New(env, PgBarrier, "pgBarrier"));
+  exports.Set("pgAllReduceAsync", Napi::Function::New(env, PgAllReduceAsync, "pgAllReduceAsync"));
+  exports.Set("pgWorkWait", Napi::Function::New(env, PgWorkWait, "pgWorkWait"));
+  exports.Set("pgWorkDone", Napi::Function::New(env, PgWorkDone, "pgWorkDone"));
+  exports.Set("pgStoreSet", Napi::Function::New(env, PgStoreSet, "pgStoreSet"));
+  exports.Set("pgStoreGet", Napi::Function::New(env, PgStoreGet, "pgStoreGet"));
+  exports.Set("pgStoreAdd", Napi::Function::New(env, PgStoreAdd, "pgStoreAdd"));
   exports.Set("pgInfo", Napi::Function::New(env, PgInfo, "pgInfo"));
   exports.Set("pgDestroy", Napi::Function::New(env, PgDestroy, "pgDestroy"));
 }

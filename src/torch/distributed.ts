@@ -3,12 +3,14 @@
 // hosted by rank 0, configured by torchrun's environment variables (RANK,
 // WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK) or explicit options.
 //
-// Only the connection is asynchronous. The collectives block the JS thread
-// until every rank has taken part (the addon waits on c10d's work object):
-// a collective cannot complete before the slowest rank reaches it, so a
-// data-parallel step has nothing to overlap with it on this thread.
+// The connection is asynchronous (a Promise). The collectives block the JS
+// thread until every rank has taken part (the addon waits on c10d's work
+// object), except allReduceAsync: it starts the reduction on the backend's
+// own threads and returns a work handle, so the caller can prepare the next
+// gradient bucket while this one travels (see src/torch/grad_sync.ts).
+// The rendezvous store's key/value API is exposed for failure reports.
 import { features } from "./features.js";
-import { native, type ProcessGroupHandle } from "./native.js";
+import { native, type ProcessGroupHandle, type WorkHandle } from "./native.js";
 import { type Tensor, wrapHandle } from "./tensor.js";
 
 /** c10d back-ends: "gloo" (CPU tensors) and "nccl" (CUDA tensors, CUDA builds only). */
@@ -173,6 +175,31 @@ export class ProcessGroup {
     return native.pgAllGather(this.live("allGather"), tensor._h).map(wrapHandle);
   }
 
+  /**
+   * Starts reducing `tensor` across ranks and returns at once; the result is
+   * in `tensor` after `wait()`. Every rank must start the same all-reduces in
+   * the same order. Until then the work owns the data: do not read or write
+   * `tensor` (releasing its handle is fine).
+   */
+  allReduceAsync(tensor: Tensor, op: ReduceOp = "sum"): AllReduceWork {
+    return new AllReduceWork(native.pgAllReduceAsync(this.live("allReduceAsync"), tensor._h, op));
+  }
+
+  /** Sets `key` in the rendezvous store (every rank sees it). */
+  storeSet(key: string, value: string): void {
+    native.pgStoreSet(this.live("storeSet"), key, value);
+  }
+
+  /** The value of `key` in the rendezvous store, or null when it is not set (never waits). */
+  storeGet(key: string): string | null {
+    return native.pgStoreGet(this.live("storeGet"), key);
+  }
+
+  /** Adds `n` to the counter `key` (0 when new) and returns the new value. */
+  storeAdd(key: string, n: number): number {
+    return native.pgStoreAdd(this.live("storeAdd"), key, n);
+  }
+
   /** Returns once every rank has called barrier. */
   barrier(): void {
     native.pgBarrier(this.live("barrier"));
@@ -195,6 +222,25 @@ export class ProcessGroup {
 
   [Symbol.dispose](): void {
     this.destroy();
+  }
+}
+
+/** An all-reduce in flight (ProcessGroup.allReduceAsync). */
+export class AllReduceWork {
+  private waited = false;
+  /** @internal */
+  constructor(private readonly handle: WorkHandle) {}
+
+  /** Whether the reduction finished (the result still needs wait()). */
+  get done(): boolean {
+    return native.pgWorkDone(this.handle);
+  }
+
+  /** Blocks until the reduction is done, then writes it into the tensor. Throws if a peer failed or the timeout passed. */
+  wait(): void {
+    if (this.waited) throw new Error("AllReduceWork.wait: already waited for");
+    this.waited = true;
+    native.pgWorkWait(this.handle);
   }
 }
 
