@@ -8,6 +8,7 @@ import { demoCommand } from "./commands/demo.js";
 import { evalCommand, predictCommand } from "./commands/eval_cmds.js";
 import { generateCommand, initModelCommand } from "./commands/model_cmds.js";
 import { grpoCommand, sftCommand } from "./commands/train_cmds.js";
+import { extractNproc, launchWorkers } from "./launch.js";
 import { selfcheck } from "./selfcheck.js";
 
 const USAGE = `usage: vlm-grpo <command> [options]     (vlm-grpo <command> --help for its options)
@@ -23,7 +24,10 @@ commands:
   predict      one JSON line per image: decision, categories, score
   generate     one completion for an image and a prompt
   config       config defaults (every key, its default and doc) | config check FILE...
-  selfcheck    check the tensor engine (libtorch, threads, BLAS, a small training run)`;
+  selfcheck    check the tensor engine (libtorch, threads, BLAS, a small training run)
+
+sft, grpo, eval and predict run data-parallel with --nproc N (N workers on this
+machine) or under torchrun (torchrun --nproc-per-node N --no-python vlm-grpo sft ...)`;
 
 const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | number> = {
   demo: demoCommand,
@@ -50,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
+    const launch = extractNproc(rest);
+    if (launch) return await launchWorkers(command, launch.nproc, launch.argv);
     return await run(rest);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -14,30 +14,39 @@ import type { Example } from "../data/types.js";
 import { Progress } from "../io/progress.js";
 import { catImageGrids, catImageInputs } from "../models/vlm.js";
 import { withAdaptersDisabled } from "../nn/lora.js";
-import { collateCompletions, collatePrompts, disposePromptBatch, type PromptBatch } from "../policy/collate.js";
+import { collateCompletions, disposePromptBatch, type PromptBatch } from "../policy/collate.js";
 import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
 import type { Policy } from "../policy/policy.js";
-import { LocalRollout, type RolloutBackend } from "../policy/rollout.js";
+import { LocalRollout, type RolloutBackend, type RolloutCompletion } from "../policy/rollout.js";
 import { buildRewardFunctions, computeRewards, makeRewardContext, type RewardSpec } from "../rewards/registry.js";
 import type { RewardFunction } from "../rewards/types.js";
-import { Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
+import { DataParallel, Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
 import { clipGradNorm } from "../torch/optim/index.js";
-import { resolveResume } from "./checkpoint.js";
 import { DataCursor } from "./data_order.js";
-import { entropyFromLogits, groupAdvantages, grpoLoss, selectiveLogProbs } from "./grpo_math.js";
+import { mainLog, openRankSinks, prepareRanks, rankSeed, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, writeRankConfig } from "./data_parallel.js";
+import {
+  advantagesAcrossRanks,
+  anyZeroVariance,
+  collatePromptsOrEmpty,
+  drawReplacements,
+  gatherSummary,
+  promptStreamSeed,
+  type RoundSummary,
+  rolloutPerPrompt,
+  shardPrompts,
+  summarizeRound,
+  zeroVarianceFraction,
+} from "./grpo_dp.js";
+import { entropyFromLogits, grpoLoss, selectiveLogProbs } from "./grpo_math.js";
 import {
   applyThreads,
   loadTrainingPolicy,
   makeOptimizer,
   makeScheduler,
   NonFiniteLossError,
-  openSinks,
-  restoreTrainingCheckpoint,
   saveFinalModel,
-  saveTrainingCheckpoint,
   seedEverything,
   StopRequest,
-  writeResolvedConfig,
 } from "./session.js";
 
 export interface GrpoOptions {
@@ -47,6 +56,8 @@ export interface GrpoOptions {
   progress?: boolean;
   /** Folder that user reward modules are relative to (the config file's folder). */
   configDir?: string;
+  /** The data-parallel workers this process is one of (torchrun, --nproc). Default: one process. */
+  dp?: DataParallel;
 }
 
 export interface GrpoStepRecord {
@@ -126,22 +137,21 @@ class PromptSampler {
   }
 }
 
-async function generateRound(policy: Policy, rollouts: RolloutBackend, examples: Example[], cfg: RunConfig, fns: RewardFunction[], sampler: Generator): Promise<Round> {
+/**
+ * Samples and scores the groups of `examples` (this rank's prompts; possibly
+ * none). `streamSeeds`: one seed per prompt ("prompt" sampling streams), or
+ * null to sample every prompt in one batch from `sampler`. The advantages are
+ * computed over every rank's rewards (a collective: every rank calls this).
+ */
+async function generateRound(policy: Policy, rollouts: RolloutBackend, examples: Example[], cfg: RunConfig, fns: RewardFunction[], sampler: Generator, dp: DataParallel, streamSeeds: number[] | null): Promise<Round> {
   const g = cfg.grpo;
   const encoded = await Promise.all(examples.map((e) => policy.encoder.encodePrompt(e)));
-  const batch = collatePrompts(encoded, policy.padTokenId);
-  let completions;
+  const batch = collatePromptsOrEmpty(encoded, policy.padTokenId);
+  let completions: RolloutCompletion[] = [];
   try {
-    completions = await rollouts.rollout({
-      batch,
-      numGenerations: g.num_generations,
-      maxNewTokens: g.max_completion_length,
-      temperature: g.temperature,
-      topP: g.top_p,
-      topK: g.top_k,
-      generator: sampler,
-      groupSharing: g.group_sharing,
-    });
+    const req = { numGenerations: g.num_generations, maxNewTokens: g.max_completion_length, temperature: g.temperature, topP: g.top_p, topK: g.top_k, groupSharing: g.group_sharing };
+    if (streamSeeds) completions = await rolloutPerPrompt(rollouts, encoded, policy.padTokenId, streamSeeds, req);
+    else if (examples.length) completions = await rollouts.rollout({ ...req, batch, generator: sampler });
   } catch (e) {
     disposePromptBatch(batch);
     disposeEncoded(encoded);
@@ -153,8 +163,8 @@ async function generateRound(policy: Policy, rollouts: RolloutBackend, examples:
     labels,
     policy.prompt.categories,
   );
-  const totals = await computeRewards(fns, ctx);
-  const adv = groupAdvantages(totals.total, g.num_generations, g.scale_rewards);
+  const totals = completions.length ? await computeRewards(fns, ctx) : { total: new Float64Array(0), perFunction: Object.fromEntries(fns.map((f) => [f.name, new Float64Array(0)])) };
+  const adv = advantagesAcrossRanks(dp, totals.total, g.num_generations, g.scale_rewards);
   return {
     examples,
     encoded,
@@ -163,7 +173,7 @@ async function generateRound(policy: Policy, rollouts: RolloutBackend, examples:
     rewards: totals.total,
     perFunction: totals.perFunction,
     advantages: adv.advantages,
-    zeroVariance: Array.from(adv.zeroVarianceMask, (v) => Boolean(v)),
+    zeroVariance: adv.zeroVariance,
     parsedOffensive: ctx.parsed.map((p) => p.kind === "offensive"),
     parseable: ctx.parsed.map((p) => p.kind !== "unparseable"),
   };
@@ -183,7 +193,7 @@ function subRound(r: Round, groups: number[], G: number, padId: number): Round {
   return {
     examples: groups.map((gi) => r.examples[gi]),
     encoded,
-    batch: collatePrompts(encoded, padId),
+    batch: collatePromptsOrEmpty(encoded, padId),
     completions: rows.map((i, j) => ({ ...r.completions[i], promptIndex: Math.floor(j / G) })),
     rewards: Float64Array.from(rows, (i) => r.rewards[i]),
     perFunction: Object.fromEntries(Object.entries(r.perFunction).map(([k, v]) => [k, Float64Array.from(rows, (i) => v[i])])),
@@ -209,7 +219,7 @@ function mergeRounds(rounds: Round[], padId: number): Round {
   const merged: Round = {
     examples: rounds.flatMap((r) => r.examples),
     encoded,
-    batch: collatePrompts(encoded, padId),
+    batch: collatePromptsOrEmpty(encoded, padId),
     completions,
     rewards: catF(rounds.map((r) => r.rewards)),
     perFunction: Object.fromEntries(names.map((n) => [n, catF(rounds.map((r) => r.perFunction[n]))])),
@@ -266,39 +276,45 @@ function completionLogProbs(policy: Policy, round: Round, rows: number[], temper
 }
 
 export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<GrpoResult> {
-  const log = opts.log ?? ((l: string) => console.log(l));
+  const dp = opts.dp ?? DataParallel.single();
+  const log = mainLog(dp, opts.log ?? ((l: string) => console.log(l)));
   applyThreads(cfg);
   seedEverything(cfg.seed);
   const g = cfg.grpo;
   const runDir = cfg.output_dir;
-  writeResolvedConfig(runDir, cfg, "grpo");
+  writeRankConfig(dp, runDir, cfg, "grpo");
   const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`grpo: the train split of ${cfg.data.path} is empty`);
   const fns = await buildRewardFunctions(g.rewards as RewardSpec[], { configDir: opts.configDir });
   const policy = await loadTrainingPolicy(cfg, { freezeVision: true });
+  prepareRanks(dp, policy.trainable, cfg.seed);
   const rollouts: RolloutBackend = new LocalRollout(policy);
   if (g.beta > 0 && !policy.lora) throw new Error("grpo: beta > 0 needs LoRA (lora.enabled: true): the reference policy is the base weights with the adapters switched off");
   const optimizer = makeOptimizer(policy.trainable, g.lr, g.weight_decay);
   const scheduler = makeScheduler(optimizer, g.schedule, g.steps, g.warmup_ratio);
-  const samplerGen = new Generator(cfg.seed + 17);
+  const samplerGen = new Generator(rankSeed(dp, cfg.seed + 17, "sampler"));
   const parts = { policy, optimizer, scheduler, cfg, sampler: samplerGen };
   let step = 0;
   let sampler = new PromptSampler(splits.train, cfg.seed, g.stratify);
-  const ref = resolveResume(opts.resume, runDir);
-  if (ref) {
-    const state = restoreTrainingCheckpoint(ref, parts, "grpo");
+  const resumed = resumeAcrossRanks(dp, opts.resume, runDir, parts, "grpo");
+  if (resumed) {
+    const state = resumed.state;
     step = state.step;
     sampler = new PromptSampler(splits.train, cfg.seed, g.stratify, state.position);
-    log(`grpo: resumed from ${ref.path} at step ${step}`);
+    log(`grpo: resumed from ${resumed.path} at step ${step}`);
   }
   const G = g.num_generations;
   log(
     `grpo: ${splits.train.length} train prompts; ${g.steps} steps of ${g.prompts_per_step} prompts x ${G} completions; ` +
-      `loss ${g.loss_type}, beta ${g.beta}, rewards ${fns.map((f) => `${f.name}x${f.weight}`).join(" + ")}`,
+      `loss ${g.loss_type}, beta ${g.beta}, rewards ${fns.map((f) => `${f.name}x${f.weight}`).join(" + ")}` +
+      (dp.enabled ? `; prompts split over ${dp.worldSize} processes` : ""),
   );
-  const sinks = openSinks(runDir);
+  const sinks = openRankSinks(dp, runDir);
   const stop = new StopRequest();
-  const progress = opts.progress === false ? null : new Progress({ total: g.steps - step, label: "grpo", unit: "step" });
+  const stepSync = new StepSync(dp, policy.trainable, cfg.distributed);
+  // "prompt" streams: each group's sampling seeded by (seed, step, attempt, its position in the draw).
+  const streamSeeds = (positions: number[], attempt: number) => (g.sampling_streams === "prompt" ? positions.map((p) => promptStreamSeed(cfg.seed, step, attempt, p)) : null);
+  const progress = opts.progress === false || !dp.isMain ? null : new Progress({ total: g.steps - step, label: "grpo", unit: "step" });
   const history: GrpoStepRecord[] = [];
   let stoppedEarly = false;
   let ranHere = 0;
@@ -306,14 +322,16 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
     while (step < g.steps) {
       const t0 = performance.now();
       // ---- generation (with zero-variance handling) ------------------------------
-      let round = await generateRound(policy, rollouts, sampler.take(g.prompts_per_step), cfg, fns, samplerGen);
-      const firstZeroVar = round.zeroVariance.filter(Boolean).length / round.zeroVariance.length;
+      // Every rank draws the same prompts and keeps its contiguous share.
+      const drawn = shardPrompts(dp, sampler.take(g.prompts_per_step));
+      let round = await generateRound(policy, rollouts, drawn.examples, cfg, fns, samplerGen, dp, streamSeeds(drawn.positions, 0));
+      const firstZeroVar = zeroVarianceFraction(dp, round.zeroVariance);
       if (g.zero_variance === "resample") {
         let attempts = 0;
-        while (round.zeroVariance.some(Boolean) && attempts++ < g.resample_attempts) {
+        while (anyZeroVariance(dp, round.zeroVariance) && attempts++ < g.resample_attempts) {
           const keepGroups = round.zeroVariance.map((z, i) => (z ? -1 : i)).filter((i) => i >= 0);
-          const missing = g.prompts_per_step - keepGroups.length;
-          const extra = await generateRound(policy, rollouts, sampler.take(missing), cfg, fns, samplerGen);
+          const more = drawReplacements(dp, (n) => sampler.take(n), round.examples.length - keepGroups.length);
+          const extra = await generateRound(policy, rollouts, more.examples, cfg, fns, samplerGen, dp, streamSeeds(more.positions, attempts));
           if (keepGroups.length === 0) {
             disposeRound(round);
             round = extra;
@@ -326,9 +344,11 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
       }
       const genSeconds = (performance.now() - t0) / 1000;
       const lossGroups = round.zeroVariance.map((z, i) => (g.zero_variance === "drop" && z ? -1 : i)).filter((i) => i >= 0);
-      const lengths = round.completions.map((c) => c.tokenIds.length);
       const truncated = round.completions.map((c) => c.finishReason === "length");
-      const totalTokens = round.completions.reduce((s, c, i) => s + (lossGroups.includes(Math.floor(i / G)) && !(g.mask_truncated_completions && truncated[i]) ? c.tokenIds.length : 0), 0);
+      const localTokens = round.completions.reduce((s, c, i) => s + (lossGroups.includes(Math.floor(i / G)) && !(g.mask_truncated_completions && truncated[i]) ? c.tokenIds.length : 0), 0);
+      // The loss normalizers count every rank's groups and tokens (dapo's num_items_in_batch is global in TRL too).
+      const [globalLossGroups, totalTokens] = dp.allReduceNumbers([lossGroups.length, localTokens]);
+      const summary = gatherSummary(dp, summarizeRound(round));
 
       // ---- old / reference log-probs (fixed for this round) ------------------------
       const groupRows = (gi: number) => Array.from({ length: G }, (_, k) => gi * G + k);
@@ -370,7 +390,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
               lossType: g.loss_type,
               maxCompletionLength: g.max_completion_length,
               numItemsInBatch: Math.max(1, totalTokens),
-              gradientAccumulationSteps: lossGroups.length,
+              gradientAccumulationSteps: globalLossGroups,
             });
             res.loss.backward();
             return { loss: res.loss.item() as number, stats: res.stats, entropy };
@@ -385,16 +405,18 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
           if (st.entropy !== null) entropySum += st.entropy * st.stats.tokens;
           tokenCount += st.stats.tokens;
         }
-        const gradNorm = lossGroups.length ? clipGradNorm(policy.trainable, g.max_grad_norm > 0 ? g.max_grad_norm : Infinity) : 0;
+        [lossSum, klSum, klCount, clipLow, clipHigh, entropySum, tokenCount] = stepSync.finish([lossSum, klSum, klCount, clipLow, clipHigh, entropySum, tokenCount], false).sums;
+        const gradNorm = globalLossGroups ? clipGradNorm(policy.trainable, g.max_grad_norm > 0 ? g.max_grad_norm : Infinity) : 0;
         if (!Number.isFinite(lossSum) || !Number.isFinite(gradNorm)) {
           optimizer.zeroGrad();
           throw new NonFiniteLossError(`grpo: the loss (${lossSum}) or gradient norm (${gradNorm}) is not finite at step ${step + 1}; stopping. The last good checkpoint stays in ${path.join(runDir, "checkpoints")}`);
         }
-        if (lossGroups.length) optimizer.step();
+        if (globalLossGroups) optimizer.step();
         scheduler.step();
         optimizer.zeroGrad();
         step++;
         ranHere++;
+        stepSync.checkWeights(step);
 
         // ---- metrics ----------------------------------------------------------------
         const seconds = (performance.now() - t0) / 1000;
@@ -408,11 +430,12 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
           "train/loss_groups": lossGroups.length,
           "perf/step_seconds": seconds,
           "perf/generation_seconds": genSeconds,
-          "perf/completion_tokens_per_second": lengths.reduce((a, b) => a + b, 0) / Math.max(1e-9, genSeconds),
+          "perf/completion_tokens_per_second": summary.lengths.reduce((a, b) => a + b, 0) / Math.max(1e-9, genSeconds),
+          ...stepSync.metrics(),
         };
         if (klCount) m["train/kl"] = klSum / klCount;
         if (it === 0 && tokenCount) m["train/entropy"] = entropySum / tokenCount;
-        Object.assign(m, rewardStats(round), batchConfusion(round), lengthStats(lengths, truncated));
+        Object.assign(m, rewardStats(summary), batchConfusion(summary), lengthStats(summary.lengths, summary.truncated));
         if (step % g.log_every === 0 || step === g.steps) sinks.log(step, m);
         history.push({ step, loss: lossSum, rewardMean: m["reward/total_mean"], zeroVarianceFraction: firstZeroVar, recall: Number.isNaN(m["batch/recall"]) ? null : m["batch/recall"], fpr: Number.isNaN(m["batch/fpr"]) ? null : m["batch/fpr"] });
         progress?.tick(1, { reward: m["reward/total_mean"], recall: m["batch/recall"], zv: firstZeroVar });
@@ -420,9 +443,9 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
       for (const t of [...oldLp.values(), ...refLp.values()]) t.dispose();
       disposeRound(round);
 
-      const stopNow = stop.requested || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
+      const stopNow = dp.anyTrue(stop.requested) || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
       if ((g.save_every > 0 && step % g.save_every === 0) || stopNow || step >= g.steps) {
-        saveTrainingCheckpoint(runDir, step, parts, "grpo", sampler.state());
+        saveCheckpointAcrossRanks(dp, runDir, step, parts, "grpo", sampler.state());
       }
       if (stopNow && step < g.steps) {
         stoppedEarly = true;
@@ -434,7 +457,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
     let finalModelDir: string | null = null;
     if (!stoppedEarly) {
       finalModelDir = path.join(runDir, "final");
-      await saveFinalModel(policy, finalModelDir);
+      if (dp.isMain) await saveFinalModel(policy, finalModelDir);
       log(`grpo: model written to ${finalModelDir}`);
     }
     return { runDir, finalModelDir, steps: step, history, stoppedEarly };
@@ -454,7 +477,7 @@ function meanStd(xs: ArrayLike<number>): [number, number] {
   return [mean, sd];
 }
 
-function rewardStats(r: Round): Record<string, number> {
+function rewardStats(r: RoundSummary): Record<string, number> {
   const out: Record<string, number> = {};
   const [tm, ts] = meanStd(r.rewards);
   out["reward/total_mean"] = tm;
@@ -472,13 +495,12 @@ function rewardStats(r: Round): Record<string, number> {
 }
 
 /** TP/FN/FP/TN of the sampled answers of this batch (unparseable = wrong). */
-function batchConfusion(r: Round): Record<string, number> {
+function batchConfusion(r: RoundSummary): Record<string, number> {
   let tp = 0;
   let fn = 0;
   let fp = 0;
   let tn = 0;
-  r.completions.forEach((c, i) => {
-    const offensive = r.examples[c.promptIndex].labels.length > 0;
+  r.offensive.forEach((offensive, i) => {
     const flagged = r.parseable[i] ? r.parsedOffensive[i] : !offensive;
     if (offensive && flagged) tp++;
     else if (offensive) fn++;

@@ -11,23 +11,19 @@ import { disposeImageInputs } from "../models/vlm.js";
 import { collateSft, IGNORE_INDEX } from "../policy/collate.js";
 import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
 import type { Policy } from "../policy/policy.js";
-import { F, noGrad, tidy } from "../torch/index.js";
+import { DataParallel, F, noGrad, tidy } from "../torch/index.js";
 import { clipGradNorm } from "../torch/optim/index.js";
-import { resolveResume } from "./checkpoint.js";
 import { DataCursor } from "./data_order.js";
+import { mainLog, openRankSinks, prepareRanks, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, writeRankConfig } from "./data_parallel.js";
 import {
   applyThreads,
   loadTrainingPolicy,
   makeOptimizer,
   makeScheduler,
   NonFiniteLossError,
-  openSinks,
-  restoreTrainingCheckpoint,
   saveFinalModel,
-  saveTrainingCheckpoint,
   seedEverything,
   StopRequest,
-  writeResolvedConfig,
 } from "./session.js";
 
 export interface SftOptions {
@@ -39,6 +35,8 @@ export interface SftOptions {
   log?: (line: string) => void;
   /** Show a progress bar / periodic lines. Default true. */
   progress?: boolean;
+  /** The data-parallel workers this process is one of (torchrun, --nproc). Default: one process. */
+  dp?: DataParallel;
 }
 
 export interface SftResult {
@@ -72,10 +70,11 @@ function sumTokenLoss(policy: Policy, examples: Example[], encoded: EncodedPromp
   }
 }
 
-/** Mean target-token loss over (up to `limit`) examples, without gradients, in eval mode. */
-export async function validationLoss(policy: Policy, examples: Example[], microBatch: number, limit = 0): Promise<number | null> {
-  const list = limit > 0 ? examples.slice(0, limit) : examples;
-  if (list.length === 0) return null;
+/** Mean target-token loss over (up to `limit`) examples, without gradients, in eval mode; split across the ranks of `dp`. */
+export async function validationLoss(policy: Policy, examples: Example[], microBatch: number, limit = 0, dp = DataParallel.single()): Promise<number | null> {
+  const all = limit > 0 ? examples.slice(0, limit) : examples;
+  if (all.length === 0) return null;
+  const list = dp.shard(all);
   const wasTraining = policy.model.training;
   policy.model.eval();
   let total = 0;
@@ -98,41 +97,47 @@ export async function validationLoss(policy: Policy, examples: Example[], microB
   } finally {
     policy.model.train(wasTraining);
   }
+  [total, tokens] = dp.allReduceNumbers([total, tokens]);
   return total / tokens;
 }
 
 export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<SftResult> {
-  const log = opts.log ?? ((l: string) => console.log(l));
+  const dp = opts.dp ?? DataParallel.single();
+  const log = mainLog(dp, opts.log ?? ((l: string) => console.log(l)));
   applyThreads(cfg);
   seedEverything(cfg.seed);
   const runDir = cfg.output_dir;
-  writeResolvedConfig(runDir, cfg, "sft");
+  writeRankConfig(dp, runDir, cfg, "sft");
   const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`sft: the train split of ${cfg.data.path} is empty`);
   const sc = cfg.sft;
   const policy = await loadTrainingPolicy(cfg, { freezeVision: sc.freeze_vision });
-  const perStep = sc.micro_batch_size * sc.grad_accum;
+  prepareRanks(dp, policy.trainable, cfg.seed);
+  // The global batch: each rank runs grad_accum micro-batches of its own shard.
+  const perStep = sc.micro_batch_size * sc.grad_accum * dp.worldSize;
   const totalSteps = sc.max_steps > 0 ? sc.max_steps : Math.max(1, Math.ceil((sc.epochs * splits.train.length) / perStep));
   const optimizer = makeOptimizer(policy.trainable, sc.lr, sc.weight_decay);
   const scheduler = makeScheduler(optimizer, sc.schedule, totalSteps, sc.warmup_ratio);
   const parts = { policy, optimizer, scheduler, cfg };
   let cursor = new DataCursor(splits.train.length, cfg.seed);
   let step = 0;
-  const ref = resolveResume(opts.resume, runDir);
-  if (ref) {
-    const state = restoreTrainingCheckpoint(ref, parts, "sft");
+  const resumed = resumeAcrossRanks(dp, opts.resume, runDir, parts, "sft");
+  if (resumed) {
+    const state = resumed.state;
     step = state.step;
     cursor = new DataCursor(splits.train.length, cfg.seed, state.position.epoch, state.position.index);
-    log(`sft: resumed from ${ref.path} at step ${step}`);
+    log(`sft: resumed from ${resumed.path} at step ${step}`);
   }
   const trainableCount = policy.trainable.reduce((s, t) => s + t.numel, 0);
   log(
     `sft: ${splits.train.length} train / ${splits.val.length} val examples; ${totalSteps} steps of ${perStep} examples; ` +
-      `${policy.lora ? "LoRA" : "full"} fine-tuning, ${trainableCount.toLocaleString("en-US")} trainable parameters`,
+      `${policy.lora ? "LoRA" : "full"} fine-tuning, ${trainableCount.toLocaleString("en-US")} trainable parameters` +
+      (dp.enabled ? `; ${dp.worldSize} processes, ${sc.micro_batch_size * sc.grad_accum} examples each per step` : ""),
   );
-  const sinks = openSinks(runDir);
+  const sinks = openRankSinks(dp, runDir);
   const stop = new StopRequest();
-  const progress = opts.progress === false ? null : new Progress({ total: totalSteps - step, label: "sft", unit: "step" });
+  const stepSync = new StepSync(dp, policy.trainable, cfg.distributed);
+  const progress = opts.progress === false || !dp.isMain ? null : new Progress({ total: totalSteps - step, label: "sft", unit: "step" });
   const losses: number[] = [];
   let stoppedEarly = false;
   let ranHere = 0;
@@ -140,11 +145,15 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
     while (step < totalSteps) {
       const t0 = performance.now();
       const idx = cursor.take(perStep);
-      const examples = idx.map((i) => splits.train[i]);
-      const tokenCount = examples.reduce((s, e) => s + policy.encoder.targetIds(e.labels).length, 0);
+      const globalBatch = idx.map((i) => splits.train[i]);
+      // Normalized by the GLOBAL target-token count (every rank sees the whole batch's
+      // labels), so that the ranks' gradients sum to the one-process gradient.
+      const tokenCount = globalBatch.reduce((s, e) => s + policy.encoder.targetIds(e.labels).length, 0);
+      const examples = dp.shard(globalBatch);
       let lossSum = 0;
       for (let m = 0; m < sc.grad_accum; m++) {
         const chunk = examples.slice(m * sc.micro_batch_size, (m + 1) * sc.micro_batch_size);
+        if (chunk.length === 0) break;
         const enc = await Promise.all(chunk.map((e) => policy.encoder.encodePrompt(e)));
         const loss = sumTokenLoss(policy, chunk, enc, tokenCount);
         disposeEncoded(enc);
@@ -152,6 +161,8 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
         loss.backward();
         loss.dispose();
       }
+      const synced = stepSync.finish([lossSum], stop.requested);
+      lossSum = synced.sums[0];
       const gradNorm = clipGradNorm(policy.trainable, sc.max_grad_norm > 0 ? sc.max_grad_norm : Infinity);
       if (!Number.isFinite(lossSum) || !Number.isFinite(gradNorm)) {
         optimizer.zeroGrad();
@@ -162,21 +173,22 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       optimizer.zeroGrad();
       step++;
       ranHere++;
+      stepSync.checkWeights(step);
       losses.push(lossSum);
       const seconds = (performance.now() - t0) / 1000;
-      const metrics: Record<string, number> = { "train/loss": lossSum, "train/lr": scheduler.lastLr()[0], "train/grad_norm": gradNorm, "train/epoch": cursor.epoch + cursor.index / splits.train.length, "perf/step_seconds": seconds, "perf/examples_per_second": perStep / seconds };
+      const metrics: Record<string, number> = { "train/loss": lossSum, "train/lr": scheduler.lastLr()[0], "train/grad_norm": gradNorm, "train/epoch": cursor.epoch + cursor.index / splits.train.length, "perf/step_seconds": seconds, "perf/examples_per_second": perStep / seconds, ...stepSync.metrics() };
       if (step % sc.log_every === 0 || step === totalSteps) sinks.log(step, metrics);
       progress?.tick(1, { loss: lossSum, lr: scheduler.lastLr()[0] });
       if (sc.eval_every > 0 && step % sc.eval_every === 0 && step < totalSteps) {
-        const vl = await validationLoss(policy, splits.val, sc.micro_batch_size, sc.eval_examples);
+        const vl = await validationLoss(policy, splits.val, sc.micro_batch_size, sc.eval_examples, dp);
         if (vl !== null) {
           sinks.log(step, { "val/loss": vl });
           log(`sft: step ${step} val loss ${vl.toFixed(4)}`);
         }
       }
-      const stopNow = stop.requested || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
+      const stopNow = synced.stop || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
       if ((sc.save_every > 0 && step % sc.save_every === 0) || stopNow || step === totalSteps) {
-        saveTrainingCheckpoint(runDir, step, parts, "sft", cursor.position(), metrics);
+        saveCheckpointAcrossRanks(dp, runDir, step, parts, "sft", cursor.position(), metrics);
       }
       if (stopNow && step < totalSteps) {
         stoppedEarly = true;
@@ -188,13 +200,13 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
     let valLoss: number | null = null;
     let finalModelDir: string | null = null;
     if (!stoppedEarly) {
-      valLoss = await validationLoss(policy, splits.val, sc.micro_batch_size, sc.eval_examples);
+      valLoss = await validationLoss(policy, splits.val, sc.micro_batch_size, sc.eval_examples, dp);
       if (valLoss !== null) {
         sinks.log(step, { "val/loss": valLoss });
         log(`sft: final val loss ${valLoss.toFixed(4)}`);
       }
       finalModelDir = path.join(runDir, "final");
-      await saveFinalModel(policy, finalModelDir);
+      if (dp.isMain) await saveFinalModel(policy, finalModelDir);
       log(`sft: model written to ${finalModelDir}`);
     }
     return { runDir, finalModelDir, steps: step, losses, valLoss, stoppedEarly };

@@ -6,6 +6,7 @@ import { type RunConfig, runConfigSchema } from "../../config/run_config.js";
 import { runGrpo } from "../../train/grpo.js";
 import { runSft } from "../../train/sft.js";
 import { flag, has, parseArgs } from "../args.js";
+import { runDataParallel } from "../distributed.js";
 
 const TRAIN_FLAGS = { config: { value: true }, resume: { value: true }, help: { value: false } } as const;
 
@@ -34,15 +35,19 @@ export function runConfigFrom(argv: readonly string[], command: string): { cfg: 
 export async function sftCommand(argv: readonly string[]): Promise<number> {
   const r = runConfigFrom(argv, "sft");
   if (!r) return 0;
-  const res = await runSft(r.cfg, { resume: r.resume });
-  console.log(res.stoppedEarly ? `sft stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `sft done: ${res.steps} steps; model in ${res.finalModelDir}`);
-  return 0;
+  return runDataParallel("sft", r.cfg, async (dp, cfg) => {
+    const res = await runSft(cfg, { resume: r.resume, dp });
+    if (dp.isMain) console.log(res.stoppedEarly ? `sft stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `sft done: ${res.steps} steps; model in ${res.finalModelDir}`);
+    return 0;
+  });
 }
 
 export async function grpoCommand(argv: readonly string[]): Promise<number> {
   const r = runConfigFrom(argv, "grpo");
   if (!r) return 0;
-  const res = await runGrpo(r.cfg, { resume: r.resume, configDir: r.configDir });
-  console.log(res.stoppedEarly ? `grpo stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `grpo done: ${res.steps} steps; model in ${res.finalModelDir}`);
-  return 0;
+  return runDataParallel("grpo", r.cfg, async (dp, cfg) => {
+    const res = await runGrpo(cfg, { resume: r.resume, configDir: r.configDir, dp });
+    if (dp.isMain) console.log(res.stoppedEarly ? `grpo stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `grpo done: ${res.steps} steps; model in ${res.finalModelDir}`);
+    return 0;
+  });
 }
