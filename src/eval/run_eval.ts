@@ -11,12 +11,13 @@ import type { RunConfig } from "../config/run_config.js";
 import type { Example } from "../data/types.js";
 import { writeTextFileAtomic } from "../io/atomic.js";
 import { Progress } from "../io/progress.js";
-import { classifyExamples } from "../policy/classify.js";
 import { loadPolicy } from "../policy/policy.js";
+import { DataParallel } from "../torch/index.js";
 import { formatCompareTable } from "./compare_table.js";
 import { type Curves, curvesFromPredictions, thresholdForRecall, type ThresholdChoice } from "./curves.js";
 import { computeMetrics, type EvalMetrics, type Prediction } from "./metrics.js";
 import { writeReport } from "./report.js";
+import { classifyAcrossRanks } from "./sharded.js";
 
 export interface EvalTarget {
   /** Name in tables and metrics.json (e.g. base, sft, grpo). */
@@ -36,15 +37,16 @@ export interface ModelEvaluation {
   seconds: number;
 }
 
-/** Evaluates one model on examples. */
-export async function evaluateModel(cfg: RunConfig, target: EvalTarget, examples: Example[], opts: { log?: (l: string) => void; progress?: boolean } = {}): Promise<ModelEvaluation> {
+/** Evaluates one model on examples (split across the ranks of opts.dp; every rank gets the whole result). */
+export async function evaluateModel(cfg: RunConfig, target: EvalTarget, examples: Example[], opts: { log?: (l: string) => void; progress?: boolean; dp?: DataParallel } = {}): Promise<ModelEvaluation> {
   const t0 = performance.now();
+  const dp = opts.dp ?? DataParallel.single();
   const policy = await loadPolicy(policyOptions(cfg, { train: false, modelDir: target.model, adapterDir: target.lora }));
   try {
     const e = cfg.eval;
-    const progress = opts.progress === false ? null : new Progress({ total: examples.length, label: `eval ${target.name}`, unit: "img" });
+    const progress = opts.progress === false || !dp.isMain ? null : new Progress({ total: examples.length, label: `eval ${target.name}`, unit: "img" });
     let done = 0;
-    const results = await classifyExamples(policy, examples, {
+    const results = await classifyAcrossRanks(dp, policy, examples, {
       batchSize: e.batch_size,
       maxNewTokens: e.max_new_tokens,
       onBatch: (n) => {
@@ -94,22 +96,25 @@ export interface EvalRunResult {
 }
 
 /** Evaluates targets on the examples, writes metrics.json (and report.html) under outDir, returns the table. */
-export async function runEvaluation(cfg: RunConfig, targets: EvalTarget[], examples: Example[], outDir: string, opts: { log?: (l: string) => void; progress?: boolean; title?: string } = {}): Promise<EvalRunResult> {
-  const log = opts.log ?? ((l: string) => console.log(l));
+export async function runEvaluation(cfg: RunConfig, targets: EvalTarget[], examples: Example[], outDir: string, opts: { log?: (l: string) => void; progress?: boolean; title?: string; dp?: DataParallel } = {}): Promise<EvalRunResult> {
+  const dp = opts.dp ?? DataParallel.single();
+  const log = dp.isMain ? (opts.log ?? ((l: string) => console.log(l))) : () => {};
   if (examples.length === 0) throw new Error(`eval: the ${cfg.eval.split} split is empty`);
   const list = cfg.eval.max_examples > 0 ? examples.slice(0, cfg.eval.max_examples) : examples;
   const evaluations: ModelEvaluation[] = [];
   for (const t of targets) {
     log(`eval: ${t.name} (${t.model}${t.lora ? ` + ${t.lora}` : ""}) on ${list.length} ${cfg.eval.split} images`);
-    evaluations.push(await evaluateModel(cfg, t, list, opts));
+    evaluations.push(await evaluateModel(cfg, t, list, { ...opts, dp }));
   }
+  const table = formatCompareTable(evaluations.map((r) => ({ name: r.name, metrics: r.metrics, curves: r.curves })));
+  const metricsPath = path.join(outDir, "metrics.json");
+  // Every rank holds the same results; rank 0 writes them.
+  if (!dp.isMain) return { evaluations, table, metricsPath, reportPath: null };
   fs.mkdirSync(outDir, { recursive: true });
   const json = Object.fromEntries(evaluations.map((r) => [r.name, evaluationJson(r, cfg.eval.target_recall)]));
-  const metricsPath = path.join(outDir, "metrics.json");
   writeTextFileAtomic(metricsPath, JSON.stringify(json, null, 2) + "\n");
   const predPath = path.join(outDir, "predictions.jsonl");
   writeTextFileAtomic(predPath, evaluations.flatMap((r) => r.predictions.map((p) => JSON.stringify({ model: r.name, ...p }))).join("\n") + "\n");
-  const table = formatCompareTable(evaluations.map((r) => ({ name: r.name, metrics: r.metrics, curves: r.curves })));
   let reportPath: string | null = null;
   if (cfg.eval.report) {
     reportPath = await writeReport(outDir, {

@@ -7,6 +7,7 @@ import { loadSplits } from "../../data/splits_from_config.js";
 import type { Example } from "../../data/types.js";
 import { evaluateModel, type EvalTarget, runEvaluation } from "../../eval/run_eval.js";
 import { flag, has, parseArgs, UsageError } from "../args.js";
+import { runDataParallel } from "../distributed.js";
 import { configHelp } from "./train_cmds.js";
 
 export async function evalCommand(argv: readonly string[]): Promise<number> {
@@ -24,12 +25,15 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
   }
   if (cfg.model) targets.unshift({ name: path.basename(path.resolve(cfg.model)), model: cfg.model, lora: flag(p, "lora") });
   if (targets.length === 0) throw new UsageError("vlm-grpo eval: give --model DIR and/or --compare NAME=DIR");
-  const splits = await loadSplits(cfg.data);
   const outDir = flag(p, "out") ?? path.join(cfg.output_dir, "eval");
-  const r = await runEvaluation(cfg, targets, splits[cfg.eval.split], outDir);
-  console.log(r.table);
-  console.log(`metrics: ${r.metricsPath}${r.reportPath ? `\nreport:  ${r.reportPath}` : ""}`);
-  return 0;
+  return runDataParallel("eval", cfg, async (dp, cfg) => {
+    const splits = await loadSplits(cfg.data);
+    const r = await runEvaluation(cfg, targets, splits[cfg.eval.split], outDir, { dp });
+    if (!dp.isMain) return 0;
+    console.log(r.table);
+    console.log(`metrics: ${r.metricsPath}${r.reportPath ? `\nreport:  ${r.reportPath}` : ""}`);
+    return 0;
+  });
 }
 
 export async function predictCommand(argv: readonly string[]): Promise<number> {
@@ -46,10 +50,13 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
   if (flag(p, "batch-size")) raw.eval = { batch_size: Number(flag(p, "batch-size")) };
   const cfg = validate(runConfigSchema, raw, { file: "predict options" });
   const examples: Example[] = p.positionals.map((f) => ({ id: f, image: { path: path.resolve(f) }, labels: [], source: { file: f } }));
-  const r = await evaluateModel(cfg, { name: "predict", model, lora: flag(p, "lora") }, examples, { progress: false });
-  for (const pr of r.predictions) {
-    const decision = pr.predicted.kind;
-    console.log(JSON.stringify({ image: pr.id, decision, categories: pr.predicted.kind === "offensive" ? pr.predicted.categories : [], score: pr.score, answer: (pr as { answer?: string }).answer }));
-  }
-  return 0;
+  return runDataParallel("predict", cfg, async (dp, cfg) => {
+    const r = await evaluateModel(cfg, { name: "predict", model, lora: flag(p, "lora") }, examples, { progress: false, dp });
+    if (!dp.isMain) return 0;
+    for (const pr of r.predictions) {
+      const decision = pr.predicted.kind;
+      console.log(JSON.stringify({ image: pr.id, decision, categories: pr.predicted.kind === "offensive" ? pr.predicted.categories : [], score: pr.score, answer: (pr as { answer?: string }).answer }));
+    }
+    return 0;
+  });
 }
