@@ -33,22 +33,24 @@ export async function runDataParallel<T>(command: string, cfg: RunConfig, fn: (d
   const device = rankDevice(cfg.device, localRank);
   if (cfg.threads === undefined && !process.env.VLM_NUM_THREADS) setNumThreads(threadsPerWorker(os.availableParallelism(), localWorldSize));
   const d = cfg.distributed;
-  const dp = await DataParallel.init({ backend: d.backend, device, timeoutMs: Math.round(d.timeout_s * 1000) });
-  watchLauncher(dp);
-  if (dp.isMain) {
-    console.log(`${command}: data parallel over ${dp.worldSize} processes (${dp.pg!.backend}, rendezvous ${dp.pg!.masterAddr}:${dp.pg!.masterPort}, timeout ${d.timeout_s} s)`);
-  }
+  let dp: DataParallel | null = null;
   try {
+    dp = await DataParallel.init({ backend: d.backend, device, timeoutMs: Math.round(d.timeout_s * 1000) });
+    watchLauncher(dp);
+    if (dp.isMain) {
+      console.log(`${command}: data parallel over ${dp.worldSize} processes (${dp.pg!.backend}, rendezvous ${dp.pg!.masterAddr}:${dp.pg!.masterPort}, timeout ${d.timeout_s} s)`);
+    }
     const result = await fn(dp, { ...cfg, device });
     dp.barrier("the final barrier");
     dp.destroy();
     return result;
   } catch (e) {
     const message = (e as Error).message ?? String(e);
-    if (!(e instanceof PeerFailureError)) dp.reportFailure(message.split("\n")[0]);
-    process.stderr.write(`vlm-grpo ${command} [rank ${dp.rank}]: ${message}\n`);
+    if (dp && !(e instanceof PeerFailureError)) dp.reportFailure(message.split("\n")[0]);
+    process.stderr.write(`vlm-grpo ${command} [rank ${dp?.rank ?? process.env.RANK}]: ${message}\n`);
     if (process.env.VLM_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-    // Exit now: waiting for the event loop to drain could hold the sockets open.
+    // Exit now: waiting for the event loop to drain could hold the sockets open
+    // (or wait forever on a rendezvous thread that never returns).
     process.exit(1);
   }
 }

@@ -43,6 +43,8 @@ const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | nu
 };
 
 async function main(argv: string[]): Promise<number> {
+  // A --nproc worker has an IPC channel to its launcher (src/cli/launch.ts); it must not keep this process alive.
+  process.channel?.unref();
   const [command, ...rest] = argv;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     console.log(USAGE);

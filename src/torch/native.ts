@@ -45,6 +45,10 @@ export interface NativePgOptions {
   masterAddr: string;
   masterPort: number;
   timeoutMs: number;
+  /** This process runs the TCPStore server. */
+  hostStore: boolean;
+  /** Prefix of every store key ("" for none). */
+  storePrefix: string;
 }
 
 export interface NativeBinding {

@@ -10,7 +10,8 @@
 // rendezvous store (reportFailure); its peers read it there. A rank that
 // could not report (killed, hung) is named by a census: the survivors each
 // set an "alive" key and wait briefly for the others; whoever stays silent
-// is the culprit. When the store itself is gone, rank 0 (its host) is.
+// is the culprit. When the store itself is gone, its host is: rank 0, or
+// under torchrun 2.x the torchrun agent (which outlives any one worker).
 import { type DistributedBackend, defaultBackend, initProcessGroup, type ProcessGroup, resolveProcessGroupSettings } from "./distributed.js";
 import { fromBytes, tensor, zeros } from "./creation.js";
 import { GradientSynchronizer, DEFAULT_BUCKET_BYTES } from "./grad_sync.js";
@@ -67,6 +68,8 @@ export class DataParallel {
     /** Workers on this machine: share its cores. */
     readonly localWorldSize: number,
     private readonly censusMs: number,
+    /** Who serves the rendezvous store (for messages). */
+    private readonly storeHost = "rank 0",
   ) {}
 
   /** One process: no group, every collective is an identity. */
@@ -89,7 +92,8 @@ export class DataParallel {
     const lws = env.LOCAL_WORLD_SIZE?.trim();
     const localWorldSize = lws && /^\d+$/.test(lws) && Number(lws) >= 1 ? Number(lws) : 1;
     const pg = await initProcessGroup({ ...settings, env });
-    return new DataParallel(pg, pg.rank, pg.worldSize, pg.localRank, localWorldSize, opts.censusMs ?? Math.min(5000, opts.timeoutMs));
+    const storeHost = env.TORCHELASTIC_USE_AGENT_STORE === "True" ? "the torchrun agent" : "rank 0";
+    return new DataParallel(pg, pg.rank, pg.worldSize, pg.localRank, localWorldSize, opts.censusMs ?? Math.min(5000, opts.timeoutMs), storeHost);
   }
 
   /** Rank 0, the one that writes logs, checkpoints and reports. */
@@ -215,7 +219,7 @@ export class DataParallel {
     try {
       reported = pg.storeGet(FAILED_KEY);
     } catch {
-      return `${me}: ${what} failed, and the rendezvous store on rank 0 (${pg.masterAddr}:${pg.masterPort}) is unreachable: rank 0 stopped (killed or crashed; see its output). Cause here: ${cause}`;
+      return `${me}: ${what} failed, and the rendezvous store of ${this.storeHost} (${pg.masterAddr}:${pg.masterPort}) is unreachable: ${this.storeHost} stopped (killed or crashed; see its output). Cause here: ${cause}`;
     }
     if (reported) return `${me}: stopping because ${reported} (here: ${what} failed: ${cause})`;
     const silent = this.census();
@@ -225,7 +229,7 @@ export class DataParallel {
       reported = null;
     }
     if (reported) return `${me}: stopping because ${reported} (here: ${what} failed: ${cause})`;
-    if (silent === null) return `${me}: ${what} failed and the rendezvous store went away meanwhile: rank 0 stopped. Cause here: ${cause}`;
+    if (silent === null) return `${me}: ${what} failed and the rendezvous store went away meanwhile: ${this.storeHost} stopped. Cause here: ${cause}`;
     if (silent.length) {
       const who = silent.length === 1 ? `rank ${silent[0]}` : `ranks ${silent.join(", ")}`;
       return `${me}: ${what} failed: ${who} did not answer within ${this.censusMs} ms (killed, crashed or hung; see its output). Cause here: ${cause}`;
