@@ -81,6 +81,7 @@ describe("data parallel (gloo, 2 processes)", { skip }, () => {
       assert.deepEqual(o.numbers, [2, -1, 2e300], "float64: 1e300 + 1e300 does not overflow");
       assert.deepEqual(o.maxes, [1, 0]);
       assert.deepEqual(o.any, [true, false]);
+      assert.deepEqual(o.nan, [null, 4], "NaN (JSON null) on both ranks");
       assert.deepEqual(o.store, ["v0", "v1", null, true]);
     }
   });

@@ -63,10 +63,12 @@ async function collectives(dp: DataParallel): Promise<Record<string, unknown>> {
   const numbers = dp.allReduceNumbers([r + 0.5, -r, 1e300], "sum");
   const maxes = dp.allReduceNumbers([r, -r], "max");
   const any = [dp.anyTrue(r === 1), dp.anyTrue(false)];
+  // A NaN on one rank reaches every rank through a sum (how the trainers stop together on a NaN).
+  const nan = dp.allReduceNumbers([r === 1 ? NaN : 1, 2]);
   pg.storeSet(`k${r}`, `v${r}`);
   dp.barrier();
   const store = [pg.storeGet("k0"), pg.storeGet("k1"), pg.storeGet("missing"), pg.storeAdd("ctr", 1) >= 1];
-  return { ...out, leaked, bytes: bytes.map((b) => [...b]), json, bjson, bcast: t, numbers, maxes, any, store };
+  return { ...out, leaked, bytes: bytes.map((b) => [...b]), json, bjson, bcast: t, numbers, maxes, any, nan, store };
 }
 
 async function main(): Promise<void> {

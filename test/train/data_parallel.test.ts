@@ -207,6 +207,27 @@ describe("data-parallel training (gloo, 2 processes)", { skip }, () => {
     assertSameAdapter(path.join(d2, "final-adapter"), path.join(d1, "final-adapter"), REL, { fraction: 1e-3, rel: 1e-3 });
   });
 
+  test("GRPO with per-rank sampling streams resumes on 2 ranks to the uninterrupted run (every rank's RNG restored)", async () => {
+    const patch = { grpo: { steps: 3, num_iterations: 1, sampling_streams: "rank", save_every: 1 }, lora: { dropout: 0.1 } };
+    const whole = writeConfig("grpo-rank", patch);
+    const parts = writeConfig("grpo-rank-b", patch);
+    for (const [r, what] of (await runRanks(["grpo", "--config", whole])).map((r, i) => [r, `uninterrupted rank ${i}`] as const)) ok(r, what);
+    for (const [r, what] of (await runRanks(["grpo", "--config", parts, "--grpo.steps", "2"])).map((r, i) => [r, `first part, rank ${i}`] as const)) ok(r, what);
+    const ckpt = path.join(root, "grpo-rank-b", "checkpoints", "step-00000002");
+    const rng = loadSafetensors(path.join(ckpt, "rng_ranks.safetensors"));
+    assert.deepEqual([...rng.keys()].sort(), ["global.rank1", "sampler.rank1"]);
+    dispose([...rng.values()]);
+    const resumed = await runRanks(["grpo", "--config", parts, "--resume", "auto"]);
+    resumed.forEach((r, i) => ok(r, `resumed rank ${i}`));
+    assert.match(resumed[0].out, /grpo: resumed from .*step-00000002 at step 2/);
+    const a = path.join(root, "grpo-rank");
+    const b = path.join(root, "grpo-rank-b");
+    // Sampling (rank 1's stream) and dropout (each rank's global stream) continue exactly: the same completions.
+    assertClose(series(b, "reward/total_mean"), series(a, "reward/total_mean"), "reward", 0, 0);
+    assertClose(series(b, "train/loss"), series(a, "train/loss"), "loss", 1e-6);
+    assertSameAdapter(path.join(b, "final-adapter"), path.join(a, "final-adapter"), 1e-6);
+  });
+
   test("a killed rank stops the other, naming it; the run resumes on 2 ranks to the uninterrupted weights; another world size is refused", async () => {
     const cfg = writeConfig("sft-kill", { sft: { save_every: 1, max_steps: 3 } });
     const runDir = path.join(root, "sft-kill");
