@@ -12,6 +12,7 @@
 //    weights; resuming with another world size is refused by name;
 //  - a rank whose reward throws ends the run: the other rank exits non-zero
 //    naming it, well within the timeout; the launcher exits with its code;
+//    a rank that hangs is named once distributed.timeout_s has passed;
 //  - eval split over 2 ranks writes the same metrics and predictions as one process.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -274,6 +275,13 @@ describe("data-parallel training (gloo, 2 processes)", { skip }, () => {
     assert.equal(launched.code, 1, launched.out.slice(-2000));
     assert.match(launched.out, /\[rank1\]: vlm-grpo grpo \[rank 1\]: .*injected failure/);
     assert.match(launched.out, /vlm-grpo: rank 1 exited with code 1; stopping the other ranks/);
+  });
+
+  test("a hung rank: the other gives up after distributed.timeout_s and names it", async () => {
+    const cfg = writeConfig("grpo-hang", { grpo: { steps: 3, num_iterations: 1, beta: 0, rewards: [{ module: path.join(FIXTURES, "rewards", "hangs_on_rank1.mjs") }] }, distributed: { timeout_s: 3 } });
+    const [r0] = await runRanks(["grpo", "--config", cfg]);
+    assert.equal(r0.code, 1, r0.out.slice(-2000));
+    assert.match(r0.out, /\[rank 0\]: rank 0 of 2: .* failed: rank 1 did not answer within 3000 ms \(killed, crashed or hung/);
   });
 
   test("eval split over 2 ranks (--nproc) writes the metrics and predictions of one process", async () => {
