@@ -24,67 +24,12 @@
 // async all-reduce runs on the backend's own threads (Gloo's worker pool,
 // NCCL's stream) so that the JS thread can prepare the next gradient bucket
 // meanwhile; its work handle keeps the tensors alive until it is waited for.
-#include "common.h"
-
-#include <torch/version.h>
-
-#include <algorithm>
-#include <chrono>
-#include <memory>
-#include <mutex>
-#include <set>
-#include <string>
-#include <thread>
-
-#if defined(VLM_WITH_GLOO) || defined(VLM_WITH_NCCL)
-#define VLM_WITH_C10D 1
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/csrc/distributed/c10d/Types.hpp>
-#include <torch/csrc/distributed/c10d/Work.hpp>
-#endif
-#ifdef VLM_WITH_GLOO
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#endif
-#ifdef VLM_WITH_NCCL
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
+#include "distributed.h"
 
 namespace vlm {
 namespace {
 
-#ifdef VLM_WITH_C10D
-// libtorch 2.0 split ProcessGroup into a dispatching front and per-device
-// Backends; ProcessGroupGloo/NCCL became Backends with the same collective
-// signatures. We hold the backend object directly in both cases.
-#if TORCH_VERSION_MAJOR >= 2
-using PgBase = c10d::Backend;
-#else
-using PgBase = c10d::ProcessGroup;
-#endif
-#endif
-
 const napi_type_tag kProcessGroupTag = {0x766c6d2d6772706fULL, 0x7067000000000001ULL};
-const napi_type_tag kWorkTag = {0x766c6d2d6772706fULL, 0x776f726b00000001ULL};
-
-struct PgHandle {
-#ifdef VLM_WITH_C10D
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<PgBase> pg;
-#endif
-  std::string backend;
-  std::string address;  // "host:port", for messages
-  int rank = 0;
-  int worldSize = 1;
-  std::chrono::milliseconds timeout{0};
-  napi_env env = nullptr;
-  bool live = true;
-  // Async collectives started and not yet waited for. Teardown with work in
-  // flight leaks the backend instead of joining its threads: a collective
-  // whose peer hangs would otherwise hold the process for the whole timeout
-  // at exit, while the point of exiting is to let the peers fail fast.
-  std::shared_ptr<std::atomic<int>> pending = std::make_shared<std::atomic<int>>(0);
-};
 
 // Live groups, torn down when their JS environment ends so that Gloo's
 // worker threads and the store's server thread never outlive it. Global
@@ -141,7 +86,9 @@ void TrackGroup(Napi::Env env, PgHandle* h) {
   }
 }
 
-PgHandle* GetGroup(Napi::Env env, const Napi::Value& value, const std::string& what, bool requireLive = true) {
+}  // namespace
+
+PgHandle* GetGroup(Napi::Env env, const Napi::Value& value, const std::string& what, bool requireLive) {
   bool ok = false;
   if (value.IsExternal()) {
     napi_check_object_type_tag(env, value, &kProcessGroupTag, &ok);
@@ -151,6 +98,8 @@ PgHandle* GetGroup(Napi::Env env, const Napi::Value& value, const std::string& w
   if (requireLive && !h->live) throw Napi::Error::New(env, what + ": the process group was destroyed");
   return h;
 }
+
+namespace {
 
 std::string StringOption(Napi::Env env, const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
@@ -335,6 +284,8 @@ void Wait(PgHandle* h, const c10::intrusive_ptr<c10d::Work>& work) {
   work->wait(h->timeout);
 }
 
+}  // namespace
+
 c10d::ReduceOp ParseReduceOp(Napi::Env env, const Napi::Value& v, bool* avg) {
   if (!v.IsString()) throw Napi::TypeError::New(env, "pgAllReduce: op must be one of 'sum', 'avg', 'max', 'min', 'product'");
   std::string op = v.As<Napi::String>().Utf8Value();
@@ -350,8 +301,6 @@ c10d::ReduceOp ParseReduceOp(Napi::Env env, const Napi::Value& v, bool* avg) {
   throw Napi::Error::New(env, "pgAllReduce: unknown op '" + op + "' (expected 'sum', 'avg', 'max', 'min' or 'product')");
 }
 
-// Backends need dense contiguous tensors; an in-place op on any other
-// tensor runs on a contiguous copy that is written back.
 at::Tensor Contiguous(const at::Tensor& t) {
   return t.is_contiguous() ? t : t.contiguous();
 }
@@ -362,6 +311,8 @@ void WriteBack(const at::Tensor& target, const at::Tensor& work) {
     target.copy_(work);
   }
 }
+
+namespace {
 
 #endif  // VLM_WITH_C10D
 
@@ -524,160 +475,6 @@ Napi::Value PgBarrier(const Napi::CallbackInfo& info) {
   })
 }
 
-// ---- async all-reduce ------------------------------------------------------
-
-// An all-reduce in flight. It owns the tensors the backend works on, so the
-// JS handle of the input may be released meanwhile.
-struct WorkHandle {
-#ifdef VLM_WITH_C10D
-  c10::intrusive_ptr<c10d::Work> work;
-#endif
-  at::Tensor target;  // the caller's tensor
-  at::Tensor buffer;  // what the backend reduces: target itself when contiguous, else a copy
-  bool avg = false;
-  int worldSize = 1;
-  std::chrono::milliseconds timeout{0};
-  std::shared_ptr<std::atomic<int>> pending;
-  bool waited = false;
-};
-
-void FinalizeWork(Napi::Env, WorkHandle* w) {
-#ifdef VLM_WITH_C10D
-  // Dropped without a wait: it stays counted as pending unless it finished,
-  // so that teardown never joins a backend that may still be blocked in it.
-  if (!w->waited && w->work && w->work->isCompleted()) w->pending->fetch_sub(1);
-#endif
-  delete w;
-}
-
-WorkHandle* GetWork(Napi::Env env, const Napi::Value& value, const std::string& what) {
-  bool ok = false;
-  if (value.IsExternal()) napi_check_object_type_tag(env, value, &kWorkTag, &ok);
-  if (!ok) throw Napi::TypeError::New(env, what + ": expected a work handle (from pgAllReduceAsync)");
-  return value.As<Napi::External<WorkHandle>>().Data();
-}
-
-Napi::Value PgAllReduceAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLM_PROTECT(env, "pgAllReduceAsync", {
-    PgHandle* h = GetGroup(env, info[0], "pgAllReduceAsync");
-    const at::Tensor& t = GetTensor(env, info[1], "pgAllReduceAsync: argument 'tensor'");
-    auto* w = new WorkHandle();
-    std::unique_ptr<WorkHandle> guard(w);
-#ifdef VLM_WITH_C10D
-    c10d::ReduceOp op = ParseReduceOp(env, info[2], &w->avg);
-    if (w->avg && !at::isFloatingType(t.scalar_type()) && !at::isComplexType(t.scalar_type())) {
-      throw Napi::TypeError::New(env, "pgAllReduceAsync: op 'avg' needs a floating-point tensor, got " +
-                                          std::string(c10::toString(t.scalar_type())) + " (use 'sum' and divide yourself)");
-    }
-    w->target = t;
-    w->buffer = Contiguous(t);
-    w->worldSize = h->worldSize;
-    w->timeout = h->timeout;
-    w->pending = h->pending;
-    std::vector<at::Tensor> tensors{w->buffer};
-    c10d::AllreduceOptions ro;
-    ro.reduceOp = op;
-    ro.timeout = h->timeout;
-    w->work = h->pg->allreduce(tensors, ro);
-    h->pending->fetch_add(1);
-#endif
-    auto external = Napi::External<WorkHandle>::New(env, guard.release(), FinalizeWork);
-    napi_type_tag_object(env, external, &kWorkTag);
-    return external;
-  })
-}
-
-Napi::Value PgWorkWait(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLM_PROTECT(env, "pgWorkWait", {
-    WorkHandle* w = GetWork(env, info[0], "pgWorkWait");
-    if (w->waited) throw Napi::Error::New(env, "pgWorkWait: this all-reduce was already waited for");
-#ifdef VLM_WITH_C10D
-    w->waited = true;
-    struct Done {
-      std::shared_ptr<std::atomic<int>> p;
-      ~Done() { p->fetch_sub(1); }
-    } done{w->pending};
-    w->work->wait(w->timeout);
-    if (w->avg) {
-      at::NoGradGuard g;
-      w->buffer.div_(static_cast<double>(w->worldSize));
-    }
-    WriteBack(w->target, w->buffer);
-#endif
-    // The tensors are the caller's again; the handle no longer pins them.
-    w->target = at::Tensor();
-    w->buffer = at::Tensor();
-    return env.Undefined();
-  })
-}
-
-Napi::Value PgWorkDone(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLM_PROTECT(env, "pgWorkDone", {
-    WorkHandle* w = GetWork(env, info[0], "pgWorkDone");
-    bool done = w->waited;
-#ifdef VLM_WITH_C10D
-    if (!done && w->work) done = w->work->isCompleted();
-#endif
-    return Napi::Boolean::New(env, done);
-  })
-}
-
-// ---- the rendezvous store --------------------------------------------------
-
-std::string StoreKey(Napi::Env env, const Napi::Value& v, const char* op) {
-  if (!v.IsString()) throw Napi::TypeError::New(env, std::string(op) + ": key must be a string");
-  std::string key = v.As<Napi::String>().Utf8Value();
-  if (key.empty()) throw Napi::Error::New(env, std::string(op) + ": key is empty");
-  return key;
-}
-
-Napi::Value PgStoreSet(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLM_PROTECT(env, "pgStoreSet", {
-    PgHandle* h = GetGroup(env, info[0], "pgStoreSet");
-    std::string key = StoreKey(env, info[1], "pgStoreSet");
-    if (!info[2].IsString()) throw Napi::TypeError::New(env, "pgStoreSet: value must be a string");
-    std::string value = info[2].As<Napi::String>().Utf8Value();
-#ifdef VLM_WITH_C10D
-    h->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
-#endif
-    return env.Undefined();
-  })
-}
-
-Napi::Value PgStoreGet(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLM_PROTECT(env, "pgStoreGet", {
-    PgHandle* h = GetGroup(env, info[0], "pgStoreGet");
-    std::string key = StoreKey(env, info[1], "pgStoreGet");
-#ifdef VLM_WITH_C10D
-    // check() first: get() would wait for a missing key up to the store's timeout.
-    if (!h->store->check({key})) return env.Null();
-    std::vector<uint8_t> v = h->store->get(key);
-    return Napi::String::New(env, std::string(v.begin(), v.end()));
-#else
-    return env.Null();
-#endif
-  })
-}
-
-Napi::Value PgStoreAdd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  VLM_PROTECT(env, "pgStoreAdd", {
-    PgHandle* h = GetGroup(env, info[0], "pgStoreAdd");
-    std::string key = StoreKey(env, info[1], "pgStoreAdd");
-    int64_t n = ToInt64(env, info[2], "pgStoreAdd: n");
-#ifdef VLM_WITH_C10D
-    return Napi::Number::New(env, static_cast<double>(h->store->add(key, n)));
-#else
-    return Napi::Number::New(env, static_cast<double>(n));
-#endif
-  })
-}
-
 Napi::Value PgInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   PgHandle* h = GetGroup(env, info[0], "pgInfo", false);
@@ -707,14 +504,9 @@ void RegisterDistributed(Napi::Env env, Napi::Object exports) {
   exports.Set("pgBroadcast", Napi::Function::New(env, PgBroadcast, "pgBroadcast"));
   exports.Set("pgAllGather", Napi::Function::New(env, PgAllGather, "pgAllGather"));
   exports.Set("pgBarrier", Napi::Function::New(env, PgBarrier, "pgBarrier"));
-  exports.Set("pgAllReduceAsync", Napi::Function::New(env, PgAllReduceAsync, "pgAllReduceAsync"));
-  exports.Set("pgWorkWait", Napi::Function::New(env, PgWorkWait, "pgWorkWait"));
-  exports.Set("pgWorkDone", Napi::Function::New(env, PgWorkDone, "pgWorkDone"));
-  exports.Set("pgStoreSet", Napi::Function::New(env, PgStoreSet, "pgStoreSet"));
-  exports.Set("pgStoreGet", Napi::Function::New(env, PgStoreGet, "pgStoreGet"));
-  exports.Set("pgStoreAdd", Napi::Function::New(env, PgStoreAdd, "pgStoreAdd"));
   exports.Set("pgInfo", Napi::Function::New(env, PgInfo, "pgInfo"));
   exports.Set("pgDestroy", Napi::Function::New(env, PgDestroy, "pgDestroy"));
+  RegisterDistributedAsync(env, exports);
 }
 
 }  // namespace vlm
