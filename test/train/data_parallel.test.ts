@@ -278,10 +278,10 @@ describe("data-parallel training (gloo, 2 processes)", { skip }, () => {
   });
 
   test("a hung rank: the other gives up after distributed.timeout_s and names it", async () => {
-    const cfg = writeConfig("grpo-hang", { grpo: { steps: 3, num_iterations: 1, beta: 0, rewards: [{ module: path.join(FIXTURES, "rewards", "hangs_on_rank1.mjs") }] }, distributed: { timeout_s: 3 } });
+    const cfg = writeConfig("grpo-hang", { grpo: { steps: 3, num_iterations: 1, beta: 0, rewards: [{ module: path.join(FIXTURES, "rewards", "hangs_on_rank1.mjs") }] }, distributed: { timeout_s: 4 } });
     const [r0] = await runRanks(["grpo", "--config", cfg]);
     assert.equal(r0.code, 1, r0.out.slice(-2000));
-    assert.match(r0.out, /\[rank 0\]: rank 0 of 2: .* failed: rank 1 did not answer within 3000 ms \(killed, crashed or hung/);
+    assert.match(r0.out, /\[rank 0\]: rank 0 of 2: .* failed: rank 1 did not answer within 4000 ms \(killed, crashed or hung/);
   });
 
   test("eval split over 2 ranks (--nproc) writes the metrics and predictions of one process", async () => {
