@@ -23,7 +23,7 @@ import type { RewardFunction } from "../rewards/types.js";
 import { DataParallel, Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
 import { clipGradNorm } from "../torch/optim/index.js";
 import { DataCursor } from "./data_order.js";
-import { mainLog, openRankSinks, prepareRanks, rankSeed, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, writeRankConfig } from "./data_parallel.js";
+import { mainLog, openRankSinks, prepareRanks, rankSeed, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, writeRankConfig, yieldToEventLoop } from "./data_parallel.js";
 import {
   advantagesAcrossRanks,
   anyZeroVariance,
@@ -443,6 +443,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
       for (const t of [...oldLp.values(), ...refLp.values()]) t.dispose();
       disposeRound(round);
 
+      await yieldToEventLoop(); // so that a Ctrl-C handler has run before the ranks agree on stopping
       const stopNow = dp.anyTrue(stop.requested) || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
       if ((g.save_every > 0 && step % g.save_every === 0) || stopNow || step >= g.steps) {
         saveCheckpointAcrossRanks(dp, runDir, step, parts, "grpo", sampler.state());

@@ -14,7 +14,7 @@ import type { Policy } from "../policy/policy.js";
 import { DataParallel, F, noGrad, tidy } from "../torch/index.js";
 import { clipGradNorm } from "../torch/optim/index.js";
 import { DataCursor } from "./data_order.js";
-import { mainLog, openRankSinks, prepareRanks, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, writeRankConfig } from "./data_parallel.js";
+import { mainLog, openRankSinks, prepareRanks, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, writeRankConfig, yieldToEventLoop } from "./data_parallel.js";
 import {
   applyThreads,
   loadTrainingPolicy,
@@ -161,6 +161,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
         loss.backward();
         loss.dispose();
       }
+      await yieldToEventLoop(); // so that a Ctrl-C handler has run before the ranks agree on stopping
       const synced = stepSync.finish([lossSum], stop.requested);
       lossSum = synced.sums[0];
       const gradNorm = clipGradNorm(policy.trainable, sc.max_grad_norm > 0 ? sc.max_grad_norm : Infinity);
