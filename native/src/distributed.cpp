@@ -2,71 +2,34 @@
 // NCCL (CUDA), rendezvous through a TCPStore hosted by rank 0.
 //
 // Entries (all registered whatever was compiled in; pgInit says what is missing):
-//   pgInit({backend, rank, worldSize, masterAddr, masterPort, timeoutMs}) -> Promise<pg>
-//       Connects off the JS thread (rendezvous can wait for peers).
+//   pgInit({backend, rank, worldSize, masterAddr, masterPort, timeoutMs, hostStore, storePrefix}) -> Promise<pg>
+//       Connects off the JS thread (rendezvous can wait for peers). hostStore:
+//       this process runs the TCPStore server (rank 0 when nothing else does;
+//       under torchrun 2.x the agent hosts it and every rank is a client).
+//       storePrefix: every key goes under it (a restarted torchrun attempt
+//       must not see the keys of the previous one).
 //   pgAllReduce(pg, tensor, op)      in place; op: "sum"|"avg"|"max"|"min"|"product"
 //   pgBroadcast(pg, tensor, src)     in place
 //   pgAllGather(pg, tensor) -> [tensor per rank]
 //   pgBarrier(pg)
+//   pgAllReduceAsync(pg, tensor, op) -> work   starts an all-reduce and returns at once
+//   pgWorkWait(work)                 waits for it (then divides for "avg" and writes back)
+//   pgWorkDone(work) -> bool         whether it finished (without waiting)
+//   pgStoreSet(pg, key, value)       the rendezvous store's key/value API (strings),
+//   pgStoreGet(pg, key) -> string|null   without waiting for missing keys,
+//   pgStoreAdd(pg, key, n) -> number     for failure reports between ranks
 //   pgInfo(pg) -> {backend, rank, worldSize, address, destroyed}
 //   pgDestroy(pg)                    idempotent
-// The collectives block the calling (JS) thread until they complete
-// (work->wait): a collective cannot finish before every rank reaches it, so
-// there is nothing useful the thread could run meanwhile in a data-parallel step.
-#include "common.h"
-
-#include <torch/version.h>
-
-#include <algorithm>
-#include <chrono>
-#include <memory>
-#include <mutex>
-#include <set>
-#include <string>
-#include <thread>
-
-#if defined(VLM_WITH_GLOO) || defined(VLM_WITH_NCCL)
-#define VLM_WITH_C10D 1
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/csrc/distributed/c10d/Types.hpp>
-#include <torch/csrc/distributed/c10d/Work.hpp>
-#endif
-#ifdef VLM_WITH_GLOO
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#endif
-#ifdef VLM_WITH_NCCL
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
+// The blocking collectives wait on the calling (JS) thread (work->wait). The
+// async all-reduce runs on the backend's own threads (Gloo's worker pool,
+// NCCL's stream) so that the JS thread can prepare the next gradient bucket
+// meanwhile; its work handle keeps the tensors alive until it is waited for.
+#include "distributed.h"
 
 namespace vlm {
 namespace {
 
-#ifdef VLM_WITH_C10D
-// libtorch 2.0 split ProcessGroup into a dispatching front and per-device
-// Backends; ProcessGroupGloo/NCCL became Backends with the same collective
-// signatures. We hold the backend object directly in both cases.
-#if TORCH_VERSION_MAJOR >= 2
-using PgBase = c10d::Backend;
-#else
-using PgBase = c10d::ProcessGroup;
-#endif
-#endif
-
 const napi_type_tag kProcessGroupTag = {0x766c6d2d6772706fULL, 0x7067000000000001ULL};
-
-struct PgHandle {
-#ifdef VLM_WITH_C10D
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<PgBase> pg;
-#endif
-  std::string backend;
-  std::string address;  // "host:port", for messages
-  int rank = 0;
-  int worldSize = 1;
-  std::chrono::milliseconds timeout{0};
-  napi_env env = nullptr;
-  bool live = true;
-};
 
 // Live groups, torn down when their JS environment ends so that Gloo's
 // worker threads and the store's server thread never outlive it. Global
@@ -83,6 +46,11 @@ void Teardown(PgHandle* h) {
     gLiveGroups.erase(h);
   }
 #ifdef VLM_WITH_C10D
+  if (h->pending->load() > 0) {
+    (void)h->pg.release();     // deliberately leaked: see PgHandle::pending
+    (void)h->store.release();
+    return;
+  }
   h->pg.reset();     // joins the backend's threads
   h->store.reset();  // rank 0: stops the store server
 #endif
@@ -118,7 +86,9 @@ void TrackGroup(Napi::Env env, PgHandle* h) {
   }
 }
 
-PgHandle* GetGroup(Napi::Env env, const Napi::Value& value, const std::string& what, bool requireLive = true) {
+}  // namespace
+
+PgHandle* GetGroup(Napi::Env env, const Napi::Value& value, const std::string& what, bool requireLive) {
   bool ok = false;
   if (value.IsExternal()) {
     napi_check_object_type_tag(env, value, &kProcessGroupTag, &ok);
@@ -128,6 +98,8 @@ PgHandle* GetGroup(Napi::Env env, const Napi::Value& value, const std::string& w
   if (requireLive && !h->live) throw Napi::Error::New(env, what + ": the process group was destroyed");
   return h;
 }
+
+namespace {
 
 std::string StringOption(Napi::Env env, const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
@@ -148,6 +120,8 @@ struct InitOptions {
   std::string masterAddr;
   uint16_t masterPort = 0;
   std::chrono::milliseconds timeout{0};
+  bool hostStore = false;
+  std::string storePrefix;
 };
 
 bool IsLoopback(const std::string& addr) {
@@ -180,22 +154,23 @@ std::vector<std::shared_ptr<::gloo::transport::Device>> GlooDevices(const std::s
 }
 #endif
 
-// Runs on a libuv worker thread: the store connects and the backend meets
-// its peers, both of which wait for the other ranks.
-class InitWorker : public Napi::AsyncWorker {
+// The rendezvous: the store connects and the backend meets its peers, both of
+// which wait for the other ranks. It runs on a thread of its own, detached,
+// not on libuv's pool: a store call that never returns (a libtorch 1.x
+// client facing torchrun 2.x's store, whose protocol differs) must not keep
+// the process from exiting, and process.exit joins the pool's threads.
+// Run() works on that thread; Settle() resolves the promise on the JS thread.
+class InitJob {
  public:
-  InitWorker(Napi::Env env, InitOptions opts)
-      : Napi::AsyncWorker(env, "vlm:pgInit"), opts_(std::move(opts)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  explicit InitJob(InitOptions opts) : opts_(std::move(opts)) {}
 
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
+  void Run() {
     const std::string where = opts_.masterAddr + ":" + std::to_string(opts_.masterPort);
     const std::string who = "rank " + std::to_string(opts_.rank) + " of " + std::to_string(opts_.worldSize) + " (" + opts_.backend + ")";
-    // Rank 0 hosts the store; the others connect to it, retrying until the
-    // deadline (they may start before rank 0 listens, and libtorch 1.13's
-    // client gives up early on short timeouts).
+    // One process hosts the store (rank 0, unless torchrun's agent does);
+    // the others connect to it, retrying until the deadline (they may start
+    // before the host listens, and libtorch 1.13's client gives up early on
+    // short timeouts).
     const auto deadline = std::chrono::steady_clock::now() + opts_.timeout;
     auto backoff = std::chrono::milliseconds(25);
     while (true) {
@@ -203,21 +178,26 @@ class InitWorker : public Napi::AsyncWorker {
         auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         c10d::TCPStoreOptions so;
         so.port = opts_.masterPort;
-        so.isServer = opts_.rank == 0;
+        so.isServer = opts_.hostStore;
         so.numWorkers = static_cast<std::size_t>(opts_.worldSize);
         so.waitWorkers = false;  // JoinAll below waits, with a clearer message
         so.timeout = so.isServer ? opts_.timeout : std::max(remaining, std::chrono::milliseconds(1));
-        store_ = c10::make_intrusive<c10d::TCPStore>(opts_.masterAddr, so);
-        store_->setTimeout(opts_.timeout);
+        auto tcp = c10::make_intrusive<c10d::TCPStore>(opts_.masterAddr, so);
+        tcp->setTimeout(opts_.timeout);
+        if (opts_.storePrefix.empty()) {
+          store_ = tcp;
+        } else {
+          store_ = c10::make_intrusive<c10d::PrefixStore>(opts_.storePrefix, tcp);
+        }
         break;
       } catch (const std::exception& e) {
-        if (opts_.rank != 0 && std::chrono::steady_clock::now() + backoff < deadline) {
+        if (!opts_.hostStore && std::chrono::steady_clock::now() + backoff < deadline) {
           std::this_thread::sleep_for(backoff);
           backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
           continue;
         }
-        SetError("pgInit: " + who + (opts_.rank == 0 ? " could not host the TCPStore at " : " could not reach the TCPStore at ") +
-                 where + (opts_.rank == 0 ? "" : " within " + std::to_string(opts_.timeout.count()) + " ms") + ": " + ExceptionMessage(e));
+        SetError("pgInit: " + who + (opts_.hostStore ? " could not host the TCPStore at " : " could not reach the TCPStore at ") +
+                 where + (opts_.hostStore ? "" : " within " + std::to_string(opts_.timeout.count()) + " ms") + ": " + ExceptionMessage(e));
         return;
       }
     }
@@ -255,6 +235,8 @@ class InitWorker : public Napi::AsyncWorker {
     if (!pg_) SetError("pgInit: backend '" + opts_.backend + "' was not compiled in");
   }
 
+  void SetError(std::string message) { error_ = std::move(message); }
+
   // Every rank counts itself in, then waits until all have (or the timeout
   // passes). Returns how many ranks had joined.
   int64_t JoinAll() {
@@ -268,8 +250,14 @@ class InitWorker : public Napi::AsyncWorker {
     return n;
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
+  void Settle(Napi::Env env, Napi::Promise::Deferred& deferred) {
+    if (!error_.empty()) {
+      // Drop whatever half-made state there is on the JS thread.
+      pg_.reset();
+      store_.reset();
+      deferred.Reject(Napi::Error::New(env, error_).Value());
+      return;
+    }
     auto* h = new PgHandle();
     h->store = std::move(store_);
     h->pg = std::move(pg_);
@@ -282,19 +270,12 @@ class InitWorker : public Napi::AsyncWorker {
     TrackGroup(env, h);
     auto external = Napi::External<PgHandle>::New(env, h, FinalizeGroup);
     napi_type_tag_object(env, external, &kProcessGroupTag);
-    deferred_.Resolve(external);
-  }
-
-  void OnError(const Napi::Error& e) override {
-    // Drop whatever half-made state there is on the JS thread.
-    pg_.reset();
-    store_.reset();
-    deferred_.Reject(e.Value());
+    deferred.Resolve(external);
   }
 
  private:
   InitOptions opts_;
-  Napi::Promise::Deferred deferred_;
+  std::string error_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<PgBase> pg_;
 };
@@ -302,6 +283,8 @@ class InitWorker : public Napi::AsyncWorker {
 void Wait(PgHandle* h, const c10::intrusive_ptr<c10d::Work>& work) {
   work->wait(h->timeout);
 }
+
+}  // namespace
 
 c10d::ReduceOp ParseReduceOp(Napi::Env env, const Napi::Value& v, bool* avg) {
   if (!v.IsString()) throw Napi::TypeError::New(env, "pgAllReduce: op must be one of 'sum', 'avg', 'max', 'min', 'product'");
@@ -318,8 +301,6 @@ c10d::ReduceOp ParseReduceOp(Napi::Env env, const Napi::Value& v, bool* avg) {
   throw Napi::Error::New(env, "pgAllReduce: unknown op '" + op + "' (expected 'sum', 'avg', 'max', 'min' or 'product')");
 }
 
-// Backends need dense contiguous tensors; an in-place op on any other
-// tensor runs on a contiguous copy that is written back.
 at::Tensor Contiguous(const at::Tensor& t) {
   return t.is_contiguous() ? t : t.contiguous();
 }
@@ -330,6 +311,8 @@ void WriteBack(const at::Tensor& target, const at::Tensor& work) {
     target.copy_(work);
   }
 }
+
+namespace {
 
 #endif  // VLM_WITH_C10D
 
@@ -369,6 +352,13 @@ Napi::Value PgInit(const Napi::CallbackInfo& info) {
     if (port < 1 || port > 65535) throw Napi::RangeError::New(env, "pgInit: masterPort must be in [1, 65535], got " + std::to_string(port));
     int64_t timeoutMs = IntOption(env, o, "timeoutMs");
     if (timeoutMs < 1) throw Napi::RangeError::New(env, "pgInit: timeoutMs must be positive, got " + std::to_string(timeoutMs));
+    // Optional: default rank 0 hosts, no prefix.
+    Napi::Value hostV = o.Get("hostStore");
+    if (!hostV.IsUndefined() && !hostV.IsBoolean()) throw Napi::TypeError::New(env, "pgInit: options.hostStore must be a boolean");
+    bool hostStore = hostV.IsBoolean() ? hostV.As<Napi::Boolean>().Value() : rank == 0;
+    Napi::Value prefixV = o.Get("storePrefix");
+    if (!prefixV.IsUndefined() && !prefixV.IsString()) throw Napi::TypeError::New(env, "pgInit: options.storePrefix must be a string");
+    std::string storePrefix = prefixV.IsString() ? prefixV.As<Napi::String>().Utf8Value() : "";
 #ifdef VLM_WITH_C10D
     InitOptions opts;
     opts.backend = backend;
@@ -377,9 +367,24 @@ Napi::Value PgInit(const Napi::CallbackInfo& info) {
     opts.masterAddr = addr;
     opts.masterPort = static_cast<uint16_t>(port);
     opts.timeout = std::chrono::milliseconds(timeoutMs);
-    auto* worker = new InitWorker(env, std::move(opts));
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
+    opts.hostStore = hostStore;
+    opts.storePrefix = storePrefix;
+    auto job = std::make_shared<InitJob>(std::move(opts));
+    auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
+    Napi::Promise promise = deferred->Promise();
+    // Keeps the event loop alive until the job settles (like an AsyncWorker).
+    auto done = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "vlm:pgInit", 0, 1);
+    std::thread([job, deferred, done]() mutable {
+      try {
+        job->Run();
+      } catch (const std::exception& e) {
+        job->SetError(std::string("pgInit: ") + ExceptionMessage(e));
+      } catch (...) {
+        job->SetError("pgInit: unknown native error");
+      }
+      done.BlockingCall([job, deferred](Napi::Env env, Napi::Function) { job->Settle(env, *deferred); });
+      done.Release();
+    }).detach();
     return promise;
 #else
     throw Napi::Error::New(env, "pgInit: the addon was built without c10d");
@@ -501,6 +506,7 @@ void RegisterDistributed(Napi::Env env, Napi::Object exports) {
   exports.Set("pgBarrier", Napi::Function::New(env, PgBarrier, "pgBarrier"));
   exports.Set("pgInfo", Napi::Function::New(env, PgInfo, "pgInfo"));
   exports.Set("pgDestroy", Napi::Function::New(env, PgDestroy, "pgDestroy"));
+  RegisterDistributedAsync(env, exports);
 }
 
 }  // namespace vlm

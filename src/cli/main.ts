@@ -9,6 +9,7 @@ import { demoCommand } from "./commands/demo.js";
 import { evalCommand, predictCommand } from "./commands/eval_cmds.js";
 import { generateCommand, initModelCommand } from "./commands/model_cmds.js";
 import { grpoCommand, sftCommand } from "./commands/train_cmds.js";
+import { extractNproc, launchWorkers } from "./launch.js";
 import { selfcheck } from "./selfcheck.js";
 import { packageVersion } from "./version.js";
 
@@ -27,6 +28,9 @@ commands:
   generate     one completion for an image and a prompt
   config       config defaults (every key, its default and doc) | config check FILE...
   selfcheck    check the tensor engine (libtorch, threads, BLAS, a small training run)
+
+sft, grpo, eval and predict run data-parallel with --nproc N (N workers on this
+machine) or under torchrun (torchrun --nproc-per-node N --no-python vlm-grpo sft ...)
 
 exit codes: 0 success, 1 error, 2 bad usage or config, ${TrainingStalledError.EXIT_CODE} GRPO not learning (grpo.on_stall: stop)`;
 
@@ -53,6 +57,8 @@ const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | nu
 };
 
 async function main(argv: string[]): Promise<number> {
+  // A --nproc worker has an IPC channel to its launcher (src/cli/launch.ts); it must not keep this process alive.
+  process.channel?.unref();
   const [command, ...rest] = argv;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     console.log(USAGE);
@@ -71,6 +77,8 @@ async function main(argv: string[]): Promise<number> {
   // `-h` right after the command is --help for every command (those with subcommands included).
   const args = rest[0] === "-h" ? ["--help", ...rest.slice(1)] : rest;
   try {
+    const launch = extractNproc(args);
+    if (launch) return await launchWorkers(command, launch.nproc, launch.argv);
     return await run(args);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -104,6 +104,11 @@ export const runConfigSchema = s.object({
     zero_variance: s.string({ enum: ["keep", "drop", "resample"] as const, default: "keep", doc: "groups whose rewards all agree: keep (no signal), drop from the loss, or resample new prompts" }),
     resample_attempts: s.number({ int: true, min: 0, default: 2, doc: "zero_variance=resample: extra prompt draws per step" }),
     group_sharing: s.boolean({ default: true, doc: "compute vision features and the prompt's KV cache once per group" }),
+    sampling_streams: s.string({
+      enum: ["rank", "prompt"] as const,
+      default: "rank",
+      doc: "random streams of the rollouts: rank = one per process, all its prompts sampled in one batch (fastest); prompt = one per prompt, seeded by (seed, step, prompt), each group sampled on its own, so completions do not depend on the number of processes",
+    }),
     save_every: s.number({ int: true, min: 0, default: 0, doc: "checkpoint every N steps (0 = at the end only)" }),
     keep_last: s.number({ int: true, min: 0, default: 2, doc: "checkpoints kept (0 = all)" }),
     log_every: s.number({ int: true, min: 1, default: 1, doc: "log metrics every N steps" }),
@@ -148,6 +153,15 @@ export const runConfigSchema = s.object({
     report: s.boolean({ default: true, doc: "write report.html" }),
     unblur: s.boolean({ default: false, doc: "show thumbnails of offensive images unblurred in the report" }),
   }),
+  distributed: s.object(
+    {
+      backend: s.string({ enum: ["auto", "gloo", "nccl"] as const, default: "auto", doc: "c10d backend: auto = nccl on CUDA, gloo on CPU" }),
+      timeout_s: s.number({ min: 1, default: 600, doc: "rendezvous and per-collective timeout: a rank that hangs this long stops the others (PyTorch's default is 1800)" }),
+      bucket_mb: s.number({ min: 0.001, default: 25, doc: "gradient all-reduce bucket size in MiB (DDP's bucket_cap_mb)" }),
+      check_weights_every: s.number({ int: true, min: 0, default: 0, doc: "compare a checksum of the trainable weights across ranks every N steps, stopping on a mismatch (0 = off)" }),
+    },
+    { doc: "multi-process runs (torchrun, or --nproc N); ignored in one process" },
+  ),
   demo: s.object(
     {
       images: s.number({ int: true, min: 40, default: SYNTH_DEFAULTS.n, doc: "synthetic images drawn (as `data synth --n`)" }),

@@ -30,12 +30,14 @@ import { loadPolicy, type Policy } from "../policy/policy.js";
 import { calibrate, thresholdSetFor, type ThresholdRecord } from "../policy/thresholds.js";
 import { type CalibrationCheck, checkCalibration, fitPlatt } from "./calibration.js";
 import { chooseThresholds, type LabelledClassification } from "./choose_thresholds.js";
+import { DataParallel } from "../torch/index.js";
 import { formatCompareTable } from "./compare_table.js";
 import { type Curves, curvesFromPredictions, thresholdForRecall, type ThresholdChoice } from "./curves.js";
 import { type RatesWithIntervals, ratesWithIntervals } from "./intervals.js";
 import { computeMetrics, type EvalMetrics, type PredictedLabel, type Prediction } from "./metrics.js";
 import { writeReport } from "./report.js";
 import { formatThresholdTable } from "./threshold_table.js";
+import { classifyAcrossRanks } from "./sharded.js";
 
 export interface EvalTarget {
   /** Name in tables and metrics.json (e.g. base, sft, grpo). */
@@ -104,6 +106,8 @@ export interface EvaluateOptions {
   thresholdExamples?: Example[];
   /** That split's name, for the record (default cfg.eval.threshold_split). */
   thresholdSplit?: string;
+  /** Ranks to split the classification across (every rank gets the whole result); default one process. */
+  dp?: DataParallel;
 }
 
 /** The config's whole prompt as policy options. */
@@ -128,10 +132,11 @@ export function evaluateRule(items: readonly LabelledClassification[], rule: Dec
   return { metrics, intervals: ratesWithIntervals(metrics.confusion, minSupport) };
 }
 
-async function classifyWithProgress(policy: Policy, cfg: RunConfig, examples: Example[], label: string, progress: boolean): Promise<Classification[]> {
-  const bar = progress ? new Progress({ total: examples.length, label, unit: "img" }) : null;
+async function classifyWithProgress(policy: Policy, cfg: RunConfig, examples: Example[], label: string, progress: boolean, dp: DataParallel): Promise<Classification[]> {
+  // Each rank counts its own share; rank 0's bar shows its part of the total.
+  const bar = progress && dp.isMain ? new Progress({ total: Math.ceil(examples.length / dp.worldSize), label, unit: "img" }) : null;
   let done = 0;
-  const out = await classifyExamples(policy, examples, {
+  const out = await classifyAcrossRanks(dp, policy, examples, {
     batchSize: cfg.eval.batch_size,
     maxNewTokens: cfg.eval.max_new_tokens,
     onBatch: (n) => {
@@ -149,11 +154,12 @@ const labelled = (cs: Classification[], xs: Example[]): LabelledClassification[]
 export async function evaluateModel(cfg: RunConfig, target: EvalTarget, examples: Example[], opts: EvaluateOptions = {}): Promise<ModelEvaluation> {
   const t0 = performance.now();
   const e = cfg.eval;
+  const dp = opts.dp ?? DataParallel.single();
   const policy = await loadPolicy({ ...policyOptions(cfg, { train: false, modelDir: target.model, adapterDir: target.lora }), prompt: opts.prompt ?? configPrompt(cfg), cacheImages: false });
   try {
     const categories = policy.prompt.categories;
     const progress = opts.progress !== false;
-    const results = await classifyWithProgress(policy, cfg, examples, `eval ${target.name}`, progress);
+    const results = await classifyWithProgress(policy, cfg, examples, `eval ${target.name}`, progress, dp);
     const evalItems = labelled(results, examples);
     const predictions: Prediction[] = results.map((r, k) => {
       const x = examples[k];
@@ -181,7 +187,7 @@ export async function evaluateModel(cfg: RunConfig, target: EvalTarget, examples
     const split = opts.thresholdSplit ?? e.threshold_split;
     if (tx && tx.length > 0) {
       const same = tx === examples;
-      const fitItems = same ? evalItems : labelled(await classifyWithProgress(policy, cfg, tx, `${split} ${target.name}`, progress), tx);
+      const fitItems = same ? evalItems : labelled(await classifyWithProgress(policy, cfg, tx, `${split} ${target.name}`, progress, dp), tx);
       const fitScores = fitItems.map((x) => x.classification.score);
       const fitTruth = fitItems.map((x) => x.labels.length > 0);
       if (e.calibrate) {
@@ -292,7 +298,8 @@ export interface RunEvaluationOptions extends EvaluateOptions {
 
 /** Evaluates targets on the examples, writes metrics.json, predictions.jsonl (and report.html) under outDir, returns the tables. */
 export async function runEvaluation(cfg: RunConfig, targets: EvalTarget[], examples: Example[], outDir: string, opts: RunEvaluationOptions = {}): Promise<EvalRunResult> {
-  const log = opts.log ?? ((l: string) => console.log(l));
+  const dp = opts.dp ?? DataParallel.single();
+  const log = dp.isMain ? (opts.log ?? ((l: string) => console.log(l))) : () => {};
   if (examples.length === 0) throw new Error(`eval: the ${cfg.eval.split} split is empty`);
   const cap = (xs: Example[]) => (cfg.eval.max_examples > 0 ? xs.slice(0, cfg.eval.max_examples) : xs);
   const list = cap(examples);
@@ -300,17 +307,19 @@ export async function runEvaluation(cfg: RunConfig, targets: EvalTarget[], examp
   const evaluations: ModelEvaluation[] = [];
   for (const t of targets) {
     log(`eval: ${t.name} (${t.model}${t.lora ? ` + ${t.lora}` : ""}) on ${list.length} ${cfg.eval.split} images${tx && tx !== list ? `; thresholds on ${tx.length} ${opts.thresholdSplit ?? cfg.eval.threshold_split} images` : ""}`);
-    evaluations.push(await evaluateModel(cfg, t, list, { ...opts, thresholdExamples: tx }));
+    evaluations.push(await evaluateModel(cfg, t, list, { ...opts, thresholdExamples: tx, dp }));
   }
-  fs.mkdirSync(outDir, { recursive: true });
-  const json = Object.fromEntries(evaluations.map((r) => [r.name, evaluationJson(r, cfg.eval.target_recall)]));
-  const metricsPath = path.join(outDir, "metrics.json");
-  writeTextFileAtomic(metricsPath, JSON.stringify(json, null, 2) + "\n");
-  const predPath = path.join(outDir, "predictions.jsonl");
-  writeTextFileAtomic(predPath, evaluations.flatMap((r) => r.predictions.map((p) => JSON.stringify({ model: r.name, ...p }))).join("\n") + "\n");
   const table =
     formatCompareTable(evaluations.map((r) => ({ name: r.name, metrics: r.metrics, curves: r.curves, intervals: r.intervals }))) +
     formatThresholdTable(evaluations, { split: cfg.eval.split, thresholdSplit: opts.thresholdSplit ?? cfg.eval.threshold_split });
+  const metricsPath = path.join(outDir, "metrics.json");
+  // Every rank holds the same results; rank 0 writes them.
+  if (!dp.isMain) return { evaluations, table, metricsPath, reportPath: null };
+  fs.mkdirSync(outDir, { recursive: true });
+  const json = Object.fromEntries(evaluations.map((r) => [r.name, evaluationJson(r, cfg.eval.target_recall)]));
+  writeTextFileAtomic(metricsPath, JSON.stringify(json, null, 2) + "\n");
+  const predPath = path.join(outDir, "predictions.jsonl");
+  writeTextFileAtomic(predPath, evaluations.flatMap((r) => r.predictions.map((p) => JSON.stringify({ model: r.name, ...p }))).join("\n") + "\n");
   let reportPath: string | null = null;
   if (cfg.eval.report) {
     const byId = new Map(list.map((x) => [x.id, x.image]));

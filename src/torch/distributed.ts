@@ -1,14 +1,20 @@
 // Data-parallel communication over torch.distributed's c10d: a process
-// group (Gloo on CPU, NCCL on CUDA) that meets its peers through a TCPStore
-// hosted by rank 0, configured by torchrun's environment variables (RANK,
-// WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK) or explicit options.
+// group (Gloo on CPU, NCCL on CUDA) that meets its peers through a TCPStore,
+// configured by torchrun's environment variables (RANK, WORLD_SIZE,
+// MASTER_ADDR, MASTER_PORT, LOCAL_RANK) or explicit options. The store is
+// hosted by rank 0, except under torchrun 2.x, whose agent already serves
+// one at MASTER_ADDR:MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True): then
+// every rank is a client and the keys go under the restart attempt's prefix,
+// as PyTorch's env:// rendezvous does.
 //
-// Only the connection is asynchronous. The collectives block the JS thread
-// until every rank has taken part (the addon waits on c10d's work object):
-// a collective cannot complete before the slowest rank reaches it, so a
-// data-parallel step has nothing to overlap with it on this thread.
+// The connection is asynchronous (a Promise). The collectives block the JS
+// thread until every rank has taken part (the addon waits on c10d's work
+// object), except allReduceAsync: it starts the reduction on the backend's
+// own threads and returns a work handle, so the caller can prepare the next
+// gradient bucket while this one travels (see src/torch/grad_sync.ts).
+// The rendezvous store's key/value API is exposed for failure reports.
 import { features } from "./features.js";
-import { native, type ProcessGroupHandle } from "./native.js";
+import { native, type ProcessGroupHandle, type WorkHandle } from "./native.js";
 import { type Tensor, wrapHandle } from "./tensor.js";
 
 /** c10d back-ends: "gloo" (CPU tensors) and "nccl" (CUDA tensors, CUDA builds only). */
@@ -32,6 +38,10 @@ export interface InitProcessGroupOptions {
   masterPort?: number;
   /** Limit for connecting and for each collective, in ms. Default: 1_800_000 (30 min, PyTorch's). */
   timeoutMs?: number;
+  /** Run the TCPStore server in this process. Default: rank 0, unless torchrun's agent hosts it (TORCHELASTIC_USE_AGENT_STORE=True). */
+  hostStore?: boolean;
+  /** Prefix of every store key. Default: "/vlm_grpo/attempt_<TORCHELASTIC_RESTART_COUNT>" under torchrun's agent store, else "". */
+  storePrefix?: string;
   /** Where the variables above are read from. Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
 }
@@ -90,6 +100,8 @@ export interface ProcessGroupSettings {
   masterAddr: string;
   masterPort: number;
   timeoutMs: number;
+  hostStore: boolean;
+  storePrefix: string;
 }
 
 /** Resolves and validates the settings (exported for tests and config checks); does not check the build. */
@@ -113,7 +125,10 @@ export function resolveProcessGroupSettings(opts: InitProcessGroupOptions = {}):
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
     throw new Error(`initProcessGroup: options.timeoutMs must be a positive integer, got ${timeoutMs}`);
   }
-  return { backend, rank, worldSize, localRank, masterAddr, masterPort, timeoutMs };
+  const agentStore = env.TORCHELASTIC_USE_AGENT_STORE === "True";
+  const hostStore = opts.hostStore ?? (agentStore ? false : rank === 0);
+  const storePrefix = opts.storePrefix ?? (agentStore ? `/vlm_grpo/attempt_${env.TORCHELASTIC_RESTART_COUNT?.trim() || "0"}` : "");
+  return { backend, rank, worldSize, localRank, masterAddr, masterPort, timeoutMs, hostStore, storePrefix };
 }
 
 /** A connected c10d process group. Collectives are blocking; see the file header. */
@@ -126,6 +141,8 @@ export class ProcessGroup {
   readonly masterAddr: string;
   readonly masterPort: number;
   readonly timeoutMs: number;
+  /** This process runs the rendezvous store (else rank 0 or torchrun's agent does). */
+  readonly hostsStore: boolean;
   private readonly handle: ProcessGroupHandle;
   private destroyed = false;
 
@@ -139,6 +156,7 @@ export class ProcessGroup {
     this.masterAddr = settings.masterAddr;
     this.masterPort = settings.masterPort;
     this.timeoutMs = settings.timeoutMs;
+    this.hostsStore = settings.hostStore;
   }
 
   private live(op: string): ProcessGroupHandle {
@@ -173,6 +191,31 @@ export class ProcessGroup {
     return native.pgAllGather(this.live("allGather"), tensor._h).map(wrapHandle);
   }
 
+  /**
+   * Starts reducing `tensor` across ranks and returns at once; the result is
+   * in `tensor` after `wait()`. Every rank must start the same all-reduces in
+   * the same order. Until then the work owns the data: do not read or write
+   * `tensor` (releasing its handle is fine).
+   */
+  allReduceAsync(tensor: Tensor, op: ReduceOp = "sum"): AllReduceWork {
+    return new AllReduceWork(native.pgAllReduceAsync(this.live("allReduceAsync"), tensor._h, op));
+  }
+
+  /** Sets `key` in the rendezvous store (every rank sees it). */
+  storeSet(key: string, value: string): void {
+    native.pgStoreSet(this.live("storeSet"), key, value);
+  }
+
+  /** The value of `key` in the rendezvous store, or null when it is not set (never waits). */
+  storeGet(key: string): string | null {
+    return native.pgStoreGet(this.live("storeGet"), key);
+  }
+
+  /** Adds `n` to the counter `key` (0 when new) and returns the new value. */
+  storeAdd(key: string, n: number): number {
+    return native.pgStoreAdd(this.live("storeAdd"), key, n);
+  }
+
   /** Returns once every rank has called barrier. */
   barrier(): void {
     native.pgBarrier(this.live("barrier"));
@@ -198,6 +241,25 @@ export class ProcessGroup {
   }
 }
 
+/** An all-reduce in flight (ProcessGroup.allReduceAsync). */
+export class AllReduceWork {
+  private waited = false;
+  /** @internal */
+  constructor(private readonly handle: WorkHandle) {}
+
+  /** Whether the reduction finished (the result still needs wait()). */
+  get done(): boolean {
+    return native.pgWorkDone(this.handle);
+  }
+
+  /** Blocks until the reduction is done, then writes it into the tensor. Throws if a peer failed or the timeout passed. */
+  wait(): void {
+    if (this.waited) throw new Error("AllReduceWork.wait: already waited for");
+    this.waited = true;
+    native.pgWorkWait(this.handle);
+  }
+}
+
 /**
  * Connects this process to its peers. Options left out come from torchrun's
  * environment variables; rank 0 hosts the rendezvous store on masterPort.
@@ -212,13 +274,42 @@ export async function initProcessGroup(opts: InitProcessGroupOptions = {}): Prom
         : "initProcessGroup: backend 'gloo' is not available: the addon was built without c10d/Gloo (Debian: apt-get install libgloo-dev, then npm run build:native)",
     );
   }
-  const handle = await native.pgInit({
+  const connecting = native.pgInit({
     backend: settings.backend,
     rank: settings.rank,
     worldSize: settings.worldSize,
     masterAddr: settings.masterAddr,
     masterPort: settings.masterPort,
     timeoutMs: settings.timeoutMs,
+    hostStore: settings.hostStore,
+    storePrefix: settings.storePrefix,
   });
-  return new ProcessGroup(handle, settings);
+  // The native rendezvous gives up by itself after timeoutMs, except when a
+  // store call never returns: a libtorch 1.x client talking to torchrun 2.x's
+  // agent store (a newer wire protocol) waits forever. Give up for it.
+  let timer: NodeJS.Timeout | undefined;
+  const watchdog = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(stuckMessage(settings, opts.env ?? process.env))), settings.timeoutMs + RENDEZVOUS_SLACK_MS);
+  });
+  connecting.catch(() => {}); // settled after the watchdog: nothing is waiting any more
+  try {
+    return new ProcessGroup(await Promise.race([connecting, watchdog]), settings);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** How long past timeoutMs the rendezvous may take before it counts as stuck. */
+const RENDEZVOUS_SLACK_MS = 5000;
+
+function stuckMessage(s: ProcessGroupSettings, env: Readonly<Record<string, string | undefined>>): string {
+  const base = `initProcessGroup: rank ${s.rank} of ${s.worldSize} got no answer from the TCPStore at ${s.masterAddr}:${s.masterPort} within ${s.timeoutMs + RENDEZVOUS_SLACK_MS} ms`;
+  if (env.TORCHELASTIC_USE_AGENT_STORE === "True" && features.major < 2) {
+    return (
+      `${base}. This addon is built against libtorch ${features.torchVersion}, whose store client cannot talk to the store that torchrun 2.x's agent serves ` +
+      "(TORCHELASTIC_USE_AGENT_STORE=True). Run torchrun with --rdzv-backend c10d --rdzv-endpoint HOST:PORT and TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 " +
+      "(rank 0 then hosts the store), use vlm-grpo's --nproc on one machine, or build the addon against PyTorch 2.x (LIBTORCH_USE_PYTORCH=1)"
+    );
+  }
+  return `${base} (is something else listening on that port?)`;
 }

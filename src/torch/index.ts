@@ -21,3 +21,5 @@ export { sl, type IndexItem } from "./ops/indexing.js";
 export { einsum } from "./ops/linalg.js";
 export * as F from "./functional.js";
 export * from "./distributed.js";
+export * from "./grad_sync.js";
+export * from "./parallel.js";

@@ -12,6 +12,8 @@ export type TensorHandle = { readonly __tensorHandle: unique symbol };
 export type GeneratorHandle = { readonly __generatorHandle: unique symbol };
 /** An opaque c10d process-group handle. */
 export type ProcessGroupHandle = { readonly __processGroupHandle: unique symbol };
+/** An opaque handle of an async collective in flight (pgAllReduceAsync). */
+export type WorkHandle = { readonly __workHandle: unique symbol };
 
 export interface NativeVersion {
   torch: string;
@@ -44,6 +46,10 @@ export interface NativePgOptions {
   masterAddr: string;
   masterPort: number;
   timeoutMs: number;
+  /** This process runs the TCPStore server. */
+  hostStore: boolean;
+  /** Prefix of every store key ("" for none). */
+  storePrefix: string;
 }
 
 export interface NativeBinding {
@@ -96,6 +102,15 @@ export interface NativeBinding {
   /** One new tensor per rank, in rank order. */
   pgAllGather(pg: ProcessGroupHandle, tensor: TensorHandle): TensorHandle[];
   pgBarrier(pg: ProcessGroupHandle): void;
+  /** Starts an all-reduce on the backend's threads; the handle owns the tensors until pgWorkWait. */
+  pgAllReduceAsync(pg: ProcessGroupHandle, tensor: TensorHandle, op: "sum" | "avg" | "max" | "min" | "product"): WorkHandle;
+  /** Blocks until the all-reduce is done (throws if it failed or timed out), then writes the result back. Once per handle. */
+  pgWorkWait(work: WorkHandle): void;
+  pgWorkDone(work: WorkHandle): boolean;
+  /** The rendezvous store (strings); pgStoreGet does not wait for a missing key (null). */
+  pgStoreSet(pg: ProcessGroupHandle, key: string, value: string): void;
+  pgStoreGet(pg: ProcessGroupHandle, key: string): string | null;
+  pgStoreAdd(pg: ProcessGroupHandle, key: string, n: number): number;
   pgInfo(pg: ProcessGroupHandle): { backend: string; rank: number; worldSize: number; address: string; destroyed: boolean };
   /** Idempotent; later collectives on the handle throw. */
   pgDestroy(pg: ProcessGroupHandle): void;

@@ -23,25 +23,25 @@ import { withAdaptersDisabled } from "../nn/lora.js";
 import type { Policy } from "../policy/policy.js";
 import { LocalRollout, type RolloutBackend } from "../policy/rollout.js";
 import { buildRewardFunctions, type RewardSpec } from "../rewards/registry.js";
-import { Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
+import { DataParallel, Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
 import { clipGradNorm } from "../torch/optim/index.js";
 import { resolveResume } from "./checkpoint.js";
 import { completionRecords, pickCompletionRows } from "./completion_samples.js";
+import { mainLog, prepareRanks, rankSeed, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, yieldToEventLoop } from "./data_parallel.js";
+import { anyZeroVariance, drawReplacements, gatherSummary, promptStreamSeed, shardPrompts, summarizeRound, zeroVarianceFraction } from "./grpo_dp.js";
 import { grpoLoss } from "./grpo_math.js";
 import { batchConfusion, completionLogProbs, disposeRound, generateRound, lengthStats, mergeRounds, PromptSampler, rewardStats, type Round, subRound } from "./grpo_round.js";
 import { heldOutEval, heldOutSample } from "./held_out_eval.js";
 import { describeChanges, readCheckpointConfig, checkResumeSettings, reapplyOptimizerSettings } from "./resume_settings.js";
 import { planOutputDir, prepareOutputDir } from "./run_dir.js";
-import { RunLogs, writeRunConfig } from "./run_logs.js";
+import { openRunLogs, type RunLogger, writeRunConfig } from "./run_logs.js";
 import {
   applyThreads,
   loadTrainingPolicy,
   makeOptimizer,
   makeScheduler,
   NonFiniteLossError,
-  restoreTrainingCheckpoint,
   saveFinalModel,
-  saveTrainingCheckpoint,
   seedEverything,
   StopRequest,
 } from "./session.js";
@@ -59,6 +59,8 @@ export interface GrpoOptions {
   configDir?: string;
   /** The config file, so that --overwrite never deletes it. */
   configFile?: string;
+  /** The data-parallel workers this process is one of (torchrun, --nproc). Default: one process. */
+  dp?: DataParallel;
 }
 
 export interface GrpoStepRecord {
@@ -82,17 +84,24 @@ export interface GrpoResult {
   evals: { step: number; metrics: Record<string, number> }[];
 }
 
-interface PassStats {
+/** A pass's sums over this rank's groups (token-weighted where a mean is wanted); summed over ranks by StepSync. */
+interface PassSums {
   loss: number;
-  klMean: number | null;
+  klSum: number;
+  klCount: number;
   clipLow: number;
   clipHigh: number;
-  entropy: number | null;
+  entropySum: number;
   tokens: number;
 }
+const PASS_KEYS = ["loss", "klSum", "klCount", "clipLow", "clipHigh", "entropySum", "tokens"] as const;
 
-/** One optimization pass over a round's loss groups: losses backpropagated, gradients accumulated (not applied). */
-function lossPass(policy: Policy, cfg: RunConfig, round: Round, lossGroups: number[], oldLp: Map<number, Tensor>, refLp: Map<number, Tensor>, truncated: boolean[], totalTokens: number, withEntropy: boolean): PassStats {
+/**
+ * One optimization pass over a round's loss groups: losses backpropagated,
+ * gradients accumulated (not applied). The normalizers are global: the loss
+ * groups and tokens of every rank (`globalGroups`, `totalTokens`).
+ */
+function lossPass(policy: Policy, cfg: RunConfig, round: Round, lossGroups: number[], oldLp: Map<number, Tensor>, refLp: Map<number, Tensor>, truncated: boolean[], totalTokens: number, globalGroups: number, withEntropy: boolean): PassSums {
   const g = cfg.grpo;
   const G = g.num_generations;
   let loss = 0;
@@ -120,7 +129,7 @@ function lossPass(policy: Policy, cfg: RunConfig, round: Round, lossGroups: numb
         lossType: g.loss_type,
         maxCompletionLength: g.max_completion_length,
         numItemsInBatch: Math.max(1, totalTokens),
-        gradientAccumulationSteps: lossGroups.length,
+        gradientAccumulationSteps: globalGroups,
       });
       res.loss.backward();
       return { loss: res.loss.item() as number, stats: res.stats, entropy };
@@ -135,20 +144,34 @@ function lossPass(policy: Policy, cfg: RunConfig, round: Round, lossGroups: numb
     if (st.entropy !== null) entropySum += st.entropy * st.stats.tokens;
     tokens += st.stats.tokens;
   }
-  return { loss, klMean: klCount ? klSum / klCount : null, clipLow: tokens ? clipLow / tokens : 0, clipHigh: tokens ? clipHigh / tokens : 0, entropy: withEntropy && tokens ? entropySum / tokens : null, tokens };
+  return { loss, klSum, klCount, clipLow, clipHigh, entropySum, tokens };
 }
 
-/** Samples a round of prompts; with zero_variance: resample, replaces groups without reward variance. */
-async function sampleRound(policy: Policy, rollouts: RolloutBackend, sampler: PromptSampler, cfg: RunConfig, fns: Awaited<ReturnType<typeof buildRewardFunctions>>, gen: Generator): Promise<{ round: Round; firstZeroVar: number }> {
+/**
+ * Samples a round of prompts; with zero_variance: resample, replaces groups
+ * without reward variance. Every rank draws the same prompts and keeps its
+ * contiguous share; `streamSeeds` gives "prompt" sampling streams their seeds.
+ */
+async function sampleRound(
+  policy: Policy,
+  rollouts: RolloutBackend,
+  sampler: PromptSampler,
+  cfg: RunConfig,
+  fns: Awaited<ReturnType<typeof buildRewardFunctions>>,
+  gen: Generator,
+  dp: DataParallel,
+  streamSeeds: (positions: number[], attempt: number) => number[] | null,
+): Promise<{ round: Round; firstZeroVar: number }> {
   const g = cfg.grpo;
-  let round = await generateRound(policy, rollouts, sampler.take(g.prompts_per_step), cfg, fns, gen);
-  const firstZeroVar = round.zeroVariance.filter(Boolean).length / round.zeroVariance.length;
+  const drawn = shardPrompts(dp, sampler.take(g.prompts_per_step));
+  let round = await generateRound(policy, rollouts, drawn.examples, cfg, fns, gen, dp, streamSeeds(drawn.positions, 0));
+  const firstZeroVar = zeroVarianceFraction(dp, round.zeroVariance);
   if (g.zero_variance === "resample") {
     let attempts = 0;
-    while (round.zeroVariance.some(Boolean) && attempts++ < g.resample_attempts) {
+    while (anyZeroVariance(dp, round.zeroVariance) && attempts++ < g.resample_attempts) {
       const keepGroups = round.zeroVariance.map((z, i) => (z ? -1 : i)).filter((i) => i >= 0);
-      const missing = g.prompts_per_step - keepGroups.length;
-      const extra = await generateRound(policy, rollouts, sampler.take(missing), cfg, fns, gen);
+      const more = drawReplacements(dp, (n) => sampler.take(n), round.examples.length - keepGroups.length);
+      const extra = await generateRound(policy, rollouts, more.examples, cfg, fns, gen, dp, streamSeeds(more.positions, attempts));
       if (keepGroups.length === 0) {
         disposeRound(round);
         round = extra;
@@ -184,7 +207,8 @@ function sampleRecords(step: number, r: Round, G: number, count: number) {
 }
 
 export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<GrpoResult> {
-  const log = opts.log ?? ((l: string) => console.log(l));
+  const dp = opts.dp ?? DataParallel.single();
+  const log = mainLog(dp, opts.log ?? ((l: string) => console.log(l)));
   applyThreads(cfg);
   seedEverything(cfg.seed);
   const g = cfg.grpo;
@@ -193,14 +217,17 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
 
   // ---- validation: nothing is written to output_dir before all of it passes ------
   if (g.beta > 0 && !cfg.lora.enabled) throw new Error("grpo: beta > 0 needs LoRA (lora.enabled: true): the reference policy is the base weights with the adapters switched off");
-  const ref = resolveResume(opts.resume, runDir);
-  const plan = planOutputDir(runDir, {
-    command: "grpo",
-    resume: opts.resume,
-    resumeStep: ref?.step ?? null,
-    overwrite: opts.overwrite,
-    inputs: [["model folder", cfg.model], ["data", cfg.data.path], ...(opts.configFile ? ([["config file", opts.configFile]] as [string, string][]) : [])],
-  });
+  // Rank 0 checks the folder and the checkpoint; the others follow what it restores.
+  const ref = dp.isMain ? resolveResume(opts.resume, runDir) : null;
+  const plan = dp.isMain
+    ? planOutputDir(runDir, {
+        command: "grpo",
+        resume: opts.resume,
+        resumeStep: ref?.step ?? null,
+        overwrite: opts.overwrite,
+        inputs: [["model folder", cfg.model], ["data", cfg.data.path], ...(opts.configFile ? ([["config file", opts.configFile]] as [string, string][]) : [])],
+      })
+    : null;
   const changes = ref ? checkResumeSettings(readCheckpointConfig(ref.path), cfg, "grpo", ref.path) : [];
   const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`grpo: the train split of ${cfg.data.path} is empty`);
@@ -208,19 +235,21 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
   const fns = await buildRewardFunctions(g.rewards as RewardSpec[], { configDir: opts.configDir });
   const policy = await loadTrainingPolicy(cfg, { freezeVision: true });
   let optimizer: ReturnType<typeof makeOptimizer> | undefined;
-  let logs: RunLogs | undefined;
+  let logs: RunLogger | undefined;
   let stop: StopRequest | undefined;
   let ended = false;
   try {
+    prepareRanks(dp, policy.trainable, cfg.seed);
     const rollouts: RolloutBackend = new LocalRollout(policy);
     optimizer = makeOptimizer(policy.trainable, g.lr, g.weight_decay);
     const scheduler = makeScheduler(optimizer, g.schedule, g.steps, g.warmup_ratio);
-    const samplerGen = new Generator(cfg.seed + 17);
+    const samplerGen = new Generator(rankSeed(dp, cfg.seed + 17, "sampler"));
     const parts = { policy, optimizer, scheduler, cfg, sampler: samplerGen };
     let step = 0;
     let sampler = new PromptSampler(splits.train, cfg.seed, g.stratify);
-    if (ref) {
-      const state = restoreTrainingCheckpoint(ref, parts, "grpo");
+    const resumed = resumeAcrossRanks(dp, opts.resume, ref, parts, "grpo");
+    if (resumed) {
+      const state = resumed.state;
       // The restore brought back the checkpoint's lr, weight decay and schedule: this run's config decides them.
       reapplyOptimizerSettings(optimizer, scheduler, { lr: g.lr, weightDecay: g.weight_decay, schedule: g.schedule, warmupRatio: g.warmup_ratio, totalSteps: g.steps });
       step = state.step;
@@ -228,16 +257,19 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
     }
 
     // ---- the run folder ----------------------------------------------------------------
-    prepareOutputDir(runDir, plan);
     const applied = describeChanges(changes, step);
-    writeRunConfig(runDir, cfg, "grpo", applied.length ? [`resumed at step ${step} from ${ref!.path}; changed: ${applied.join("; ")}`] : []);
-    logs = new RunLogs(runDir, cfg);
-    if (plan.kind === "overwrite") log(`grpo: cleared ${runDir} (--overwrite)`);
-    if (ref) log(`grpo: resumed from ${ref.path} at step ${step}`);
+    if (plan) {
+      prepareOutputDir(runDir, plan);
+      writeRunConfig(runDir, cfg, "grpo", applied.length ? [`resumed at step ${step} from ${resumed!.path}; changed: ${applied.join("; ")}`] : []);
+      if (plan.kind === "overwrite") log(`grpo: cleared ${runDir} (--overwrite)`);
+    }
+    logs = openRunLogs(dp, runDir, cfg);
+    if (resumed) log(`grpo: resumed from ${resumed.path} at step ${step}`);
     for (const a of applied) log(`grpo: resume: ${a}`);
     log(
       `grpo: ${splits.train.length} train prompts; ${g.steps} steps of ${g.prompts_per_step} prompts x ${G} completions; ` +
-        `loss ${g.loss_type}, beta ${g.beta}, rewards ${fns.map((f) => `${f.name}x${f.weight}`).join(" + ")}`,
+        `loss ${g.loss_type}, beta ${g.beta}, rewards ${fns.map((f) => `${f.name}x${f.weight}`).join(" + ")}` +
+        (dp.enabled ? `; prompts split over ${dp.worldSize} processes` : ""),
     );
     if ((g.eval_every > 0 || g.final_eval) && evalSet.length === 0) log("grpo: the val split is empty: no held-out evaluation (set data.val_fraction or give rows split: val)");
 
@@ -245,7 +277,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
     let lastEvalStep = -1;
     const evaluate = async (at: number) => {
       if (evalSet.length === 0) return;
-      const m = await heldOutEval(policy, evalSet, cfg);
+      const m = await heldOutEval(policy, evalSet, cfg, dp);
       logs!.log(at, m);
       evals.push({ step: at, metrics: m });
       lastEvalStep = at;
@@ -256,22 +288,27 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
     stop = new StopRequest();
     const stallDetector = new StallDetector(g.stall_steps);
     const stalls: Stall[] = [];
-    const progress = opts.progress === false ? null : new Progress({ total: g.steps - step, label: "grpo", unit: "step" });
+    const stepSync = new StepSync(dp, policy.trainable, cfg.distributed);
+    // "prompt" streams: each group's sampling seeded by (seed, step, attempt, its position in the draw).
+    const streamSeeds = (positions: number[], attempt: number) => (g.sampling_streams === "prompt" ? positions.map((p) => promptStreamSeed(cfg.seed, step, attempt, p)) : null);
+    const progress = opts.progress === false || !dp.isMain ? null : new Progress({ total: g.steps - step, label: "grpo", unit: "step" });
     const history: GrpoStepRecord[] = [];
     let stoppedEarly = false;
     let ranHere = 0;
     while (step < g.steps) {
       const t0 = performance.now();
-      const { round, firstZeroVar } = await sampleRound(policy, rollouts, sampler, cfg, fns, samplerGen);
+      const { round, firstZeroVar } = await sampleRound(policy, rollouts, sampler, cfg, fns, samplerGen, dp, streamSeeds);
       const oldLp = new Map<number, Tensor>();
       const refLp = new Map<number, Tensor>();
       try {
         const genSeconds = (performance.now() - t0) / 1000;
         const lossGroups = round.zeroVariance.map((z, i) => (g.zero_variance === "drop" && z ? -1 : i)).filter((i) => i >= 0);
-        const lengths = round.completions.map((c) => c.tokenIds.length);
         const truncated = round.completions.map((c) => c.finishReason === "length");
-        const totalTokens = round.completions.reduce((s, c, i) => s + (lossGroups.includes(Math.floor(i / G)) && !(g.mask_truncated_completions && truncated[i]) ? c.tokenIds.length : 0), 0);
-        const trainedZeroVar = round.zeroVariance.filter(Boolean).length / round.zeroVariance.length;
+        const localTokens = round.completions.reduce((s, c, i) => s + (lossGroups.includes(Math.floor(i / G)) && !(g.mask_truncated_completions && truncated[i]) ? c.tokenIds.length : 0), 0);
+        // The loss normalizers count every rank's groups and tokens (dapo's num_items_in_batch is global in TRL too).
+        const [globalLossGroups, totalTokens] = dp.allReduceNumbers([lossGroups.length, localTokens]);
+        const summary = gatherSummary(dp, summarizeRound(round));
+        const trainedZeroVar = zeroVarianceFraction(dp, round.zeroVariance);
 
         // ---- old / reference log-probs (fixed for this round) ----------------------------
         const groupRows = (gi: number) => Array.from({ length: G }, (_, k) => gi * G + k);
@@ -286,17 +323,22 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
 
         // ---- optimization: num_iterations passes over the round -------------------------
         for (let it = 0; it < g.num_iterations && step < g.steps; it++) {
-          const pass = lossPass(policy, cfg, round, lossGroups, oldLp, refLp, truncated, totalTokens, it === 0);
-          const gradNorm = lossGroups.length ? clipGradNorm(policy.trainable, g.max_grad_norm > 0 ? g.max_grad_norm : Infinity) : 0;
+          const local = lossPass(policy, cfg, round, lossGroups, oldLp, refLp, truncated, totalTokens, globalLossGroups, it === 0);
+          // Gradients and the pass's sums over every rank (one bucketed all-reduce in a data-parallel run).
+          const sums = stepSync.finish(PASS_KEYS.map((k) => local[k]), false).sums;
+          const [loss, klSum, klCount, clipLowSum, clipHighSum, entropySum, tokens] = sums;
+          const pass = { loss, klMean: klCount ? klSum / klCount : null, clipLow: tokens ? clipLowSum / tokens : 0, clipHigh: tokens ? clipHighSum / tokens : 0, entropy: it === 0 && tokens ? entropySum / tokens : null };
+          const gradNorm = globalLossGroups ? clipGradNorm(policy.trainable, g.max_grad_norm > 0 ? g.max_grad_norm : Infinity) : 0;
           if (!Number.isFinite(pass.loss) || !Number.isFinite(gradNorm)) {
             optimizer.zeroGrad();
             throw new NonFiniteLossError(`grpo: the loss (${pass.loss}) or gradient norm (${gradNorm}) is not finite at step ${step + 1}; stopping. The last good checkpoint stays in ${path.join(runDir, "checkpoints")}`);
           }
-          if (lossGroups.length) optimizer.step();
+          if (globalLossGroups) optimizer.step();
           scheduler.step();
           optimizer.zeroGrad();
           step++;
           ranHere++;
+          stepSync.checkWeights(step);
 
           // ---- metrics ------------------------------------------------------------------
           const m: Record<string, number> = {
@@ -306,15 +348,16 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
             "train/clip_ratio_low": pass.clipLow,
             "train/clip_ratio_high": pass.clipHigh,
             "train/zero_variance_fraction": firstZeroVar,
-            "train/loss_groups": lossGroups.length,
+            "train/loss_groups": globalLossGroups,
             "perf/step_seconds": (performance.now() - t0) / 1000,
             "perf/generation_seconds": genSeconds,
-            "perf/completion_tokens_per_second": lengths.reduce((a, b) => a + b, 0) / Math.max(1e-9, genSeconds),
+            "perf/completion_tokens_per_second": summary.lengths.reduce((a, b) => a + b, 0) / Math.max(1e-9, genSeconds),
+            ...stepSync.metrics(),
           };
           if (pass.klMean !== null) m["train/kl"] = pass.klMean;
           if (pass.entropy !== null) m["train/entropy"] = pass.entropy;
-          Object.assign(m, rewardStats(round), batchConfusion(round), lengthStats(lengths, truncated));
-          const stall = stallDetector.observe({ step, zeroVarianceFraction: trainedZeroVar, unparseableRate: m["batch/unparseable_rate"], gradNorm, lossGroups: lossGroups.length });
+          Object.assign(m, rewardStats(summary), batchConfusion(summary), lengthStats(summary.lengths, summary.truncated));
+          const stall = stallDetector.observe({ step, zeroVarianceFraction: trainedZeroVar, unparseableRate: m["batch/unparseable_rate"], gradNorm, lossGroups: globalLossGroups });
           if (step % g.log_every === 0 || step === g.steps || stall) logs.log(step, m);
           if ((g.log_completions_every > 0 && step % g.log_completions_every === 0) || stall) logs.completions(step, sampleRecords(step, round, G, g.log_completions_count));
           history.push({ step, loss: pass.loss, rewardMean: m["reward/total_mean"], zeroVarianceFraction: firstZeroVar, recall: Number.isNaN(m["batch/recall"]) ? null : m["batch/recall"], fpr: Number.isNaN(m["batch/fpr"]) ? null : m["batch/fpr"] });
@@ -331,7 +374,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
               zeroVarianceMode: g.zero_variance,
             });
             if (g.on_stall === "stop") {
-              const ckpt = saveTrainingCheckpoint(runDir, step, parts, "grpo", sampler.state());
+              const ckpt = saveCheckpointAcrossRanks(dp, runDir, step, parts, "grpo", sampler.state());
               logs.end("failure");
               ended = true;
               throw new TrainingStalledError(
@@ -350,9 +393,10 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
         disposeRound(round);
       }
 
-      const stopNow = stop.requested || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
+      await yieldToEventLoop(); // so that a Ctrl-C handler has run before the ranks agree on stopping
+      const stopNow = dp.anyTrue(stop.requested) || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
       if ((g.save_every > 0 && step % g.save_every === 0) || stopNow || step >= g.steps) {
-        saveTrainingCheckpoint(runDir, step, parts, "grpo", sampler.state());
+        saveCheckpointAcrossRanks(dp, runDir, step, parts, "grpo", sampler.state());
       }
       if (stopNow && step < g.steps) {
         stoppedEarly = true;
@@ -365,7 +409,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
     if (!stoppedEarly) {
       if (g.final_eval && lastEvalStep !== step) await evaluate(step);
       finalModelDir = path.join(runDir, "final");
-      await saveFinalModel(policy, finalModelDir);
+      if (dp.isMain) await saveFinalModel(policy, finalModelDir);
       log(`grpo: model written to ${finalModelDir}`);
       logs.end("success");
       ended = true;

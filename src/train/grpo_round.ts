@@ -6,15 +6,16 @@
 import type { RunConfig } from "../config/run_config.js";
 import type { Example } from "../data/types.js";
 import { catImageGrids, catImageInputs } from "../models/vlm.js";
-import { collateCompletions, collatePrompts, disposePromptBatch, type PromptBatch } from "../policy/collate.js";
+import { collateCompletions, disposePromptBatch, type PromptBatch } from "../policy/collate.js";
 import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
 import type { Policy } from "../policy/policy.js";
-import type { RolloutBackend } from "../policy/rollout.js";
+import type { RolloutBackend, RolloutCompletion } from "../policy/rollout.js";
 import { computeRewards, makeRewardContext } from "../rewards/registry.js";
 import type { RewardFunction } from "../rewards/types.js";
-import { type Generator, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
+import { DataParallel, type Generator, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
 import { DataCursor } from "./data_order.js";
-import { entropyFromLogits, groupAdvantages, selectiveLogProbs } from "./grpo_math.js";
+import { advantagesAcrossRanks, collatePromptsOrEmpty, type RoundSummary, rolloutPerPrompt } from "./grpo_dp.js";
+import { entropyFromLogits, selectiveLogProbs } from "./grpo_math.js";
 
 /** One generation round: prompts, their completions, rewards and advantages. */
 export interface Round {
@@ -76,22 +77,30 @@ export class PromptSampler {
   }
 }
 
-export async function generateRound(policy: Policy, rollouts: RolloutBackend, examples: Example[], cfg: RunConfig, fns: RewardFunction[], sampler: Generator): Promise<Round> {
+/**
+ * Samples and scores the groups of `examples` (this rank's prompts; possibly
+ * none). `streamSeeds`: one seed per prompt ("prompt" sampling streams), or
+ * null to sample every prompt in one batch from `sampler`. The advantages are
+ * computed over every rank's rewards (a collective: every rank calls this).
+ */
+export async function generateRound(
+  policy: Policy,
+  rollouts: RolloutBackend,
+  examples: Example[],
+  cfg: RunConfig,
+  fns: RewardFunction[],
+  sampler: Generator,
+  dp: DataParallel = DataParallel.single(),
+  streamSeeds: number[] | null = null,
+): Promise<Round> {
   const g = cfg.grpo;
   const encoded = await Promise.all(examples.map((e) => policy.encoder.encodePrompt(e)));
-  const batch = collatePrompts(encoded, policy.padTokenId);
-  let completions;
+  const batch = collatePromptsOrEmpty(encoded, policy.padTokenId);
+  let completions: RolloutCompletion[] = [];
   try {
-    completions = await rollouts.rollout({
-      batch,
-      numGenerations: g.num_generations,
-      maxNewTokens: g.max_completion_length,
-      temperature: g.temperature,
-      topP: g.top_p,
-      topK: g.top_k,
-      generator: sampler,
-      groupSharing: g.group_sharing,
-    });
+    const req = { numGenerations: g.num_generations, maxNewTokens: g.max_completion_length, temperature: g.temperature, topP: g.top_p, topK: g.top_k, groupSharing: g.group_sharing };
+    if (streamSeeds) completions = await rolloutPerPrompt(rollouts, encoded, policy.padTokenId, streamSeeds, req);
+    else if (examples.length) completions = await rollouts.rollout({ ...req, batch, generator: sampler });
   } catch (e) {
     disposePromptBatch(batch);
     disposeEncoded(encoded);
@@ -103,8 +112,8 @@ export async function generateRound(policy: Policy, rollouts: RolloutBackend, ex
     labels,
     policy.prompt.categories,
   );
-  const totals = await computeRewards(fns, ctx);
-  const adv = groupAdvantages(totals.total, g.num_generations, g.scale_rewards);
+  const totals = completions.length ? await computeRewards(fns, ctx) : { total: new Float64Array(0), perFunction: Object.fromEntries(fns.map((f) => [f.name, new Float64Array(0)])) };
+  const adv = advantagesAcrossRanks(dp, totals.total, g.num_generations, g.scale_rewards);
   return {
     examples,
     encoded,
@@ -113,7 +122,7 @@ export async function generateRound(policy: Policy, rollouts: RolloutBackend, ex
     rewards: totals.total,
     perFunction: totals.perFunction,
     advantages: adv.advantages,
-    zeroVariance: Array.from(adv.zeroVarianceMask, (v) => Boolean(v)),
+    zeroVariance: adv.zeroVariance,
     parsedOffensive: ctx.parsed.map((p) => p.kind === "offensive"),
     parseable: ctx.parsed.map((p) => p.kind !== "unparseable"),
   };
@@ -133,7 +142,7 @@ export function subRound(r: Round, groups: number[], G: number, padId: number): 
   return {
     examples: groups.map((gi) => r.examples[gi]),
     encoded,
-    batch: collatePrompts(encoded, padId),
+    batch: collatePromptsOrEmpty(encoded, padId),
     completions: rows.map((i, j) => ({ ...r.completions[i], promptIndex: Math.floor(j / G) })),
     rewards: Float64Array.from(rows, (i) => r.rewards[i]),
     perFunction: Object.fromEntries(Object.entries(r.perFunction).map(([k, v]) => [k, Float64Array.from(rows, (i) => v[i])])),
@@ -159,7 +168,7 @@ export function mergeRounds(rounds: Round[], padId: number): Round {
   const merged: Round = {
     examples: rounds.flatMap((r) => r.examples),
     encoded,
-    batch: collatePrompts(encoded, padId),
+    batch: collatePromptsOrEmpty(encoded, padId),
     completions,
     rewards: catF(rounds.map((r) => r.rewards)),
     perFunction: Object.fromEntries(names.map((n) => [n, catF(rounds.map((r) => r.perFunction[n]))])),
@@ -223,7 +232,8 @@ function meanStd(xs: ArrayLike<number>): [number, number] {
   return [mean, sd];
 }
 
-export function rewardStats(r: Round): Record<string, number> {
+/** Reward and advantage means and spreads of a round summary (every rank's completions in a data-parallel run). */
+export function rewardStats(r: RoundSummary): Record<string, number> {
   const out: Record<string, number> = {};
   const [tm, ts] = meanStd(r.rewards);
   out["reward/total_mean"] = tm;
@@ -241,13 +251,12 @@ export function rewardStats(r: Round): Record<string, number> {
 }
 
 /** TP/FN/FP/TN of the sampled answers of this batch (unparseable = wrong). */
-export function batchConfusion(r: Round): Record<string, number> {
+export function batchConfusion(r: RoundSummary): Record<string, number> {
   let tp = 0;
   let fn = 0;
   let fp = 0;
   let tn = 0;
-  r.completions.forEach((c, i) => {
-    const offensive = r.examples[c.promptIndex].labels.length > 0;
+  r.offensive.forEach((offensive, i) => {
     const flagged = r.parseable[i] ? r.parsedOffensive[i] : !offensive;
     if (offensive && flagged) tp++;
     else if (offensive) fn++;

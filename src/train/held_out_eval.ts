@@ -7,8 +7,9 @@
 import type { RunConfig } from "../config/run_config.js";
 import type { Example } from "../data/types.js";
 import { computeMetrics, type Prediction } from "../eval/metrics.js";
-import { classifyExamples } from "../policy/classify.js";
+import { classifyAcrossRanks } from "../eval/sharded.js";
 import type { Policy } from "../policy/policy.js";
+import { DataParallel } from "../torch/index.js";
 import { epochPermutation } from "./data_order.js";
 
 /** The first `n` examples of a seeded permutation of `val` (all when n = 0 or n >= its size): the same sample at every evaluation. */
@@ -22,14 +23,15 @@ export function heldOutSample(val: readonly Example[], n: number, seed: number):
 /**
  * Evaluates the policy on `examples`: eval/recall, eval/fpr,
  * eval/unparseable_rate, eval/precision, eval/f2, eval/accuracy (ratios that
- * are 0/0 are left out) and eval/n.
+ * are 0/0 are left out) and eval/n. Split across the ranks of `dp` (every
+ * rank gets the same figures).
  */
-export async function heldOutEval(policy: Policy, examples: readonly Example[], cfg: RunConfig): Promise<Record<string, number>> {
+export async function heldOutEval(policy: Policy, examples: readonly Example[], cfg: RunConfig, dp: DataParallel = DataParallel.single()): Promise<Record<string, number>> {
   const wasTraining = policy.model.training;
   policy.model.eval();
   let results;
   try {
-    results = await classifyExamples(policy, examples, { batchSize: cfg.eval.batch_size, maxNewTokens: cfg.eval.max_new_tokens });
+    results = await classifyAcrossRanks(dp, policy, examples, { batchSize: cfg.eval.batch_size, maxNewTokens: cfg.eval.max_new_tokens });
   } finally {
     policy.model.train(wasTraining);
   }

@@ -15,7 +15,8 @@
 //            schedule, warmup_ratio, max_grad_norm, batch sizes, the GRPO
 //            objective and sampling (beta, epsilon*, loss_type, scale_rewards,
 //            temperature, top_p/top_k, max_completion_length, rewards, ...),
-//            logging, saving and evaluation cadence, eval.*; sections a
+//            logging, saving and evaluation cadence, eval.*, distributed.*
+//            (the world size itself is checked on its own); sections a
 //            command does not use (sft.* for grpo, grpo.* and eval.* for sft, demo.*).
 import fs from "node:fs";
 import path from "node:path";
@@ -54,6 +55,7 @@ const RULES: Record<string, ResumeRule> = {
   "grpo.stratify": refuse("the prompt sampler's saved position has another layout"),
   eval: apply("read at every held-out evaluation"),
   demo: apply("not used by sft or grpo"),
+  distributed: apply("how the processes talk (backend, timeout, bucket size, weight checks); a changed world size is refused separately, by the checkpoint's distributed.json"),
 };
 
 /** Sections a trainer does not read: any change there is applied (it changes nothing). */

@@ -11,6 +11,7 @@ import path from "node:path";
 import { dumpConfig } from "../config/load.js";
 import type { RunConfig } from "../config/run_config.js";
 import { writeTextFileAtomic } from "../io/atomic.js";
+import type { DataParallel } from "../torch/index.js";
 import { JsonlSink } from "../io/sinks/jsonl.js";
 import { MultiSink } from "../io/sinks/multi.js";
 import { flattenHParams, type SessionStatus } from "../io/sinks/tb_summaries.js";
@@ -26,6 +27,16 @@ export function writeRunConfig(runDir: string, cfg: RunConfig, kind: string, not
   const header = [`vlm-grpo ${kind}: resolved config`, ...earlier, ...notes].join("\n");
   writeTextFileAtomic(file, dumpConfig(cfg, { header }));
   return file;
+}
+
+/** What a trainer writes its logs through: RunLogs on rank 0, nothing on the other ranks. */
+export type RunLogger = Pick<RunLogs, "log" | "completions" | "end" | "close">;
+
+const NO_LOGS: RunLogger = { log() {}, completions() {}, end() {}, close() {} };
+
+/** The run's logs, written by rank 0 only. */
+export function openRunLogs(dp: DataParallel, runDir: string, cfg: RunConfig): RunLogger {
+  return dp.isMain ? new RunLogs(runDir, cfg) : NO_LOGS;
 }
 
 export class RunLogs {

@@ -65,6 +65,8 @@ export interface CheckpointParts {
   /** The sampling generator (GRPO), saved beside the global RNG. */
   sampler?: Generator;
   cfg: RunConfig;
+  /** Writes more files into the checkpoint folder before it is published (the other ranks' state: train/data_parallel.ts). */
+  writeExtra?: (dir: string) => void;
 }
 
 /** Saves a resumable checkpoint (atomic); returns its folder. */
@@ -87,6 +89,7 @@ export function saveTrainingCheckpoint(runDir: string, step: number, parts: Chec
       const state: TrainerState = { kind, step, position, scheduler: scheduler.stateDict(), optimizer: optimizer.stateMeta(), lora: policy.lora, metrics };
       fs.writeFileSync(path.join(dir, "trainer_state.json"), JSON.stringify(state, null, 1) + "\n");
       fs.writeFileSync(path.join(dir, "config.yaml"), dumpConfig(cfg, { header: `vlm-grpo ${kind} run config (resolved)` }));
+      parts.writeExtra?.(dir);
     },
     { keepLast: kind === "sft" ? cfg.sft.keep_last : cfg.grpo.keep_last },
   );

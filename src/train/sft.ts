@@ -11,25 +11,24 @@ import { disposeImageInputs } from "../models/vlm.js";
 import { collateSft, IGNORE_INDEX } from "../policy/collate.js";
 import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
 import type { Policy } from "../policy/policy.js";
-import { F, noGrad, tidy } from "../torch/index.js";
+import { DataParallel, F, noGrad, tidy } from "../torch/index.js";
 import { clipGradNorm } from "../torch/optim/index.js";
 import { resolveResume } from "./checkpoint.js";
 import { DataCursor } from "./data_order.js";
+import { mainLog, prepareRanks, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, yieldToEventLoop } from "./data_parallel.js";
 import {
   applyThreads,
   loadTrainingPolicy,
   makeOptimizer,
   makeScheduler,
   NonFiniteLossError,
-  restoreTrainingCheckpoint,
   saveFinalModel,
-  saveTrainingCheckpoint,
   seedEverything,
   StopRequest,
 } from "./session.js";
 import { checkResumeSettings, describeChanges, readCheckpointConfig, reapplyOptimizerSettings } from "./resume_settings.js";
 import { planOutputDir, prepareOutputDir } from "./run_dir.js";
-import { RunLogs, writeRunConfig } from "./run_logs.js";
+import { openRunLogs, writeRunConfig } from "./run_logs.js";
 
 export interface SftOptions {
   /** "auto" (latest checkpoint in output_dir, if any), a checkpoint folder, or a run folder. */
@@ -44,6 +43,8 @@ export interface SftOptions {
   log?: (line: string) => void;
   /** Show a progress bar / periodic lines. Default true. */
   progress?: boolean;
+  /** The data-parallel workers this process is one of (torchrun, --nproc). Default: one process. */
+  dp?: DataParallel;
 }
 
 export interface SftResult {
@@ -77,10 +78,11 @@ function sumTokenLoss(policy: Policy, examples: Example[], encoded: EncodedPromp
   }
 }
 
-/** Mean target-token loss over (up to `limit`) examples, without gradients, in eval mode. */
-export async function validationLoss(policy: Policy, examples: Example[], microBatch: number, limit = 0): Promise<number | null> {
-  const list = limit > 0 ? examples.slice(0, limit) : examples;
-  if (list.length === 0) return null;
+/** Mean target-token loss over (up to `limit`) examples, without gradients, in eval mode; split across the ranks of `dp`. */
+export async function validationLoss(policy: Policy, examples: Example[], microBatch: number, limit = 0, dp = DataParallel.single()): Promise<number | null> {
+  const all = limit > 0 ? examples.slice(0, limit) : examples;
+  if (all.length === 0) return null;
+  const list = dp.shard(all);
   const wasTraining = policy.model.training;
   policy.model.eval();
   let total = 0;
@@ -103,64 +105,77 @@ export async function validationLoss(policy: Policy, examples: Example[], microB
   } finally {
     policy.model.train(wasTraining);
   }
+  [total, tokens] = dp.allReduceNumbers([total, tokens]);
   return total / tokens;
 }
 
 export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<SftResult> {
-  const log = opts.log ?? ((l: string) => console.log(l));
+  const dp = opts.dp ?? DataParallel.single();
+  const log = mainLog(dp, opts.log ?? ((l: string) => console.log(l)));
   applyThreads(cfg);
   seedEverything(cfg.seed);
   const runDir = cfg.output_dir;
   // Validation first: nothing is written to output_dir before the folder plan, the
-  // resumed settings, the data and the model have been checked.
-  const ref = resolveResume(opts.resume, runDir);
-  const plan = planOutputDir(runDir, {
-    command: "sft",
-    resume: opts.resume,
-    resumeStep: ref?.step ?? null,
-    overwrite: opts.overwrite,
-    inputs: [["model folder", cfg.model], ["data", cfg.data.path], ...(opts.configFile ? ([["config file", opts.configFile]] as [string, string][]) : [])],
-  });
+  // resumed settings, the data and the model have been checked. Rank 0 checks the
+  // folder and the checkpoint; the others follow what it restores.
+  const ref = dp.isMain ? resolveResume(opts.resume, runDir) : null;
+  const plan = dp.isMain
+    ? planOutputDir(runDir, {
+        command: "sft",
+        resume: opts.resume,
+        resumeStep: ref?.step ?? null,
+        overwrite: opts.overwrite,
+        inputs: [["model folder", cfg.model], ["data", cfg.data.path], ...(opts.configFile ? ([["config file", opts.configFile]] as [string, string][]) : [])],
+      })
+    : null;
   const changes = ref ? checkResumeSettings(readCheckpointConfig(ref.path), cfg, "sft", ref.path) : [];
   const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`sft: the train split of ${cfg.data.path} is empty`);
   const sc = cfg.sft;
   const policy = await loadTrainingPolicy(cfg, { freezeVision: sc.freeze_vision });
-  const perStep = sc.micro_batch_size * sc.grad_accum;
+  prepareRanks(dp, policy.trainable, cfg.seed);
+  // The global batch: each rank runs grad_accum micro-batches of its own shard.
+  const perStep = sc.micro_batch_size * sc.grad_accum * dp.worldSize;
   const totalSteps = sc.max_steps > 0 ? sc.max_steps : Math.max(1, Math.ceil((sc.epochs * splits.train.length) / perStep));
   let optimizer: ReturnType<typeof makeOptimizer>;
   let scheduler: ReturnType<typeof makeScheduler>;
   let cursor = new DataCursor(splits.train.length, cfg.seed);
   let step = 0;
+  let resumedFrom: string | null = null;
   try {
     optimizer = makeOptimizer(policy.trainable, sc.lr, sc.weight_decay);
     scheduler = makeScheduler(optimizer, sc.schedule, totalSteps, sc.warmup_ratio);
-    if (ref) {
-      const state = restoreTrainingCheckpoint(ref, { policy, optimizer, scheduler, cfg }, "sft");
+    const resumed = resumeAcrossRanks(dp, opts.resume, ref, { policy, optimizer, scheduler, cfg }, "sft");
+    if (resumed) {
       // The restore brought back the checkpoint's lr, weight decay and schedule: this run's config decides them.
       reapplyOptimizerSettings(optimizer, scheduler, { lr: sc.lr, weightDecay: sc.weight_decay, schedule: sc.schedule, warmupRatio: sc.warmup_ratio, totalSteps });
-      step = state.step;
-      cursor = new DataCursor(splits.train.length, cfg.seed, state.position.epoch, state.position.index);
+      step = resumed.state.step;
+      cursor = new DataCursor(splits.train.length, cfg.seed, resumed.state.position.epoch, resumed.state.position.index);
+      resumedFrom = resumed.path;
     }
   } catch (e) {
     policy.dispose();
     throw e;
   }
   const parts = { policy, optimizer, scheduler, cfg };
-  prepareOutputDir(runDir, plan);
   const applied = describeChanges(changes, step);
-  writeRunConfig(runDir, cfg, "sft", applied.length ? [`resumed at step ${step} from ${ref!.path}; changed: ${applied.join("; ")}`] : []);
-  if (plan.kind === "overwrite") log(`sft: cleared ${runDir} (--overwrite)`);
-  if (ref) log(`sft: resumed from ${ref.path} at step ${step}`);
+  if (plan) {
+    prepareOutputDir(runDir, plan);
+    writeRunConfig(runDir, cfg, "sft", applied.length ? [`resumed at step ${step} from ${resumedFrom}; changed: ${applied.join("; ")}`] : []);
+    if (plan.kind === "overwrite") log(`sft: cleared ${runDir} (--overwrite)`);
+  }
+  if (resumedFrom) log(`sft: resumed from ${resumedFrom} at step ${step}`);
   for (const a of applied) log(`sft: resume: ${a}`);
   const trainableCount = policy.trainable.reduce((s, t) => s + t.numel, 0);
   log(
     `sft: ${splits.train.length} train / ${splits.val.length} val examples; ${totalSteps} steps of ${perStep} examples; ` +
-      `${policy.lora ? "LoRA" : "full"} fine-tuning, ${trainableCount.toLocaleString("en-US")} trainable parameters`,
+      `${policy.lora ? "LoRA" : "full"} fine-tuning, ${trainableCount.toLocaleString("en-US")} trainable parameters` +
+      (dp.enabled ? `; ${dp.worldSize} processes, ${sc.micro_batch_size * sc.grad_accum} examples each per step` : ""),
   );
-  const sinks = new RunLogs(runDir, cfg);
+  const sinks = openRunLogs(dp, runDir, cfg);
   const stop = new StopRequest();
-  const progress = opts.progress === false ? null : new Progress({ total: totalSteps - step, label: "sft", unit: "step" });
+  const stepSync = new StepSync(dp, policy.trainable, cfg.distributed);
+  const progress = opts.progress === false || !dp.isMain ? null : new Progress({ total: totalSteps - step, label: "sft", unit: "step" });
   const losses: number[] = [];
   let stoppedEarly = false;
   let ranHere = 0;
@@ -168,11 +183,15 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
     while (step < totalSteps) {
       const t0 = performance.now();
       const idx = cursor.take(perStep);
-      const examples = idx.map((i) => splits.train[i]);
-      const tokenCount = examples.reduce((s, e) => s + policy.encoder.targetIds(e.labels).length, 0);
+      const globalBatch = idx.map((i) => splits.train[i]);
+      // Normalized by the GLOBAL target-token count (every rank sees the whole batch's
+      // labels), so that the ranks' gradients sum to the one-process gradient.
+      const tokenCount = globalBatch.reduce((s, e) => s + policy.encoder.targetIds(e.labels).length, 0);
+      const examples = dp.shard(globalBatch);
       let lossSum = 0;
       for (let m = 0; m < sc.grad_accum; m++) {
         const chunk = examples.slice(m * sc.micro_batch_size, (m + 1) * sc.micro_batch_size);
+        if (chunk.length === 0) break;
         const enc = await Promise.all(chunk.map((e) => policy.encoder.encodePrompt(e)));
         const loss = sumTokenLoss(policy, chunk, enc, tokenCount);
         disposeEncoded(enc);
@@ -180,6 +199,9 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
         loss.backward();
         loss.dispose();
       }
+      await yieldToEventLoop(); // so that a Ctrl-C handler has run before the ranks agree on stopping
+      const synced = stepSync.finish([lossSum], stop.requested);
+      lossSum = synced.sums[0];
       const gradNorm = clipGradNorm(policy.trainable, sc.max_grad_norm > 0 ? sc.max_grad_norm : Infinity);
       if (!Number.isFinite(lossSum) || !Number.isFinite(gradNorm)) {
         optimizer.zeroGrad();
@@ -190,21 +212,22 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       optimizer.zeroGrad();
       step++;
       ranHere++;
+      stepSync.checkWeights(step);
       losses.push(lossSum);
       const seconds = (performance.now() - t0) / 1000;
-      const metrics: Record<string, number> = { "train/loss": lossSum, "train/lr": scheduler.lastLr()[0], "train/grad_norm": gradNorm, "train/epoch": cursor.epoch + cursor.index / splits.train.length, "perf/step_seconds": seconds, "perf/examples_per_second": perStep / seconds };
+      const metrics: Record<string, number> = { "train/loss": lossSum, "train/lr": scheduler.lastLr()[0], "train/grad_norm": gradNorm, "train/epoch": cursor.epoch + cursor.index / splits.train.length, "perf/step_seconds": seconds, "perf/examples_per_second": perStep / seconds, ...stepSync.metrics() };
       if (step % sc.log_every === 0 || step === totalSteps) sinks.log(step, metrics);
       progress?.tick(1, { loss: lossSum, lr: scheduler.lastLr()[0] });
       if (sc.eval_every > 0 && step % sc.eval_every === 0 && step < totalSteps) {
-        const vl = await validationLoss(policy, splits.val, sc.micro_batch_size, sc.eval_examples);
+        const vl = await validationLoss(policy, splits.val, sc.micro_batch_size, sc.eval_examples, dp);
         if (vl !== null) {
           sinks.log(step, { "val/loss": vl });
           log(`sft: step ${step} val loss ${vl.toFixed(4)}`);
         }
       }
-      const stopNow = stop.requested || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
+      const stopNow = synced.stop || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
       if ((sc.save_every > 0 && step % sc.save_every === 0) || stopNow || step === totalSteps) {
-        saveTrainingCheckpoint(runDir, step, parts, "sft", cursor.position(), metrics);
+        saveCheckpointAcrossRanks(dp, runDir, step, parts, "sft", cursor.position(), metrics);
       }
       if (stopNow && step < totalSteps) {
         stoppedEarly = true;
@@ -216,13 +239,13 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
     let valLoss: number | null = null;
     let finalModelDir: string | null = null;
     if (!stoppedEarly) {
-      valLoss = await validationLoss(policy, splits.val, sc.micro_batch_size, sc.eval_examples);
+      valLoss = await validationLoss(policy, splits.val, sc.micro_batch_size, sc.eval_examples, dp);
       if (valLoss !== null) {
         sinks.log(step, { "val/loss": valLoss });
         log(`sft: final val loss ${valLoss.toFixed(4)}`);
       }
       finalModelDir = path.join(runDir, "final");
-      await saveFinalModel(policy, finalModelDir);
+      if (dp.isMain) await saveFinalModel(policy, finalModelDir);
       log(`sft: model written to ${finalModelDir}`);
     }
     if (!stoppedEarly) sinks.end("success");

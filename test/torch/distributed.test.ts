@@ -92,7 +92,12 @@ describe("distributed settings", () => {
 
   test("torchrun's variables fill what the options leave out; options win", () => {
     const fromEnv = resolveProcessGroupSettings({ env, backend: "gloo" });
-    assert.deepEqual(fromEnv, { backend: "gloo", rank: 1, worldSize: 4, localRank: 0, masterAddr: "10.0.0.5", masterPort: 29500, timeoutMs: 1_800_000 });
+    assert.deepEqual(fromEnv, { backend: "gloo", rank: 1, worldSize: 4, localRank: 0, masterAddr: "10.0.0.5", masterPort: 29500, timeoutMs: 1_800_000, hostStore: false, storePrefix: "" });
+    assert.equal(resolveProcessGroupSettings({ env: { ...env, RANK: "0" } }).hostStore, true, "rank 0 hosts the store");
+    // torchrun 2.x: its agent serves the store; every rank is a client, keys under the attempt's prefix.
+    const agent = resolveProcessGroupSettings({ env: { ...env, RANK: "0", TORCHELASTIC_USE_AGENT_STORE: "True", TORCHELASTIC_RESTART_COUNT: "2" } });
+    assert.equal(agent.hostStore, false);
+    assert.equal(agent.storePrefix, "/vlm_grpo/attempt_2");
     const mixed = resolveProcessGroupSettings({ env, rank: 3, masterPort: 1234, timeoutMs: 5 });
     assert.equal(mixed.rank, 3);
     assert.equal(mixed.masterPort, 1234);

@@ -7,6 +7,7 @@ import { loadSplits } from "../../data/splits_from_config.js";
 import { type EvalTarget, runEvaluation, saveEvaluationThresholds } from "../../eval/run_eval.js";
 import { readPolicyCard } from "../../policy/model_card.js";
 import { flag, has, parseArgs, UsageError } from "../args.js";
+import { runDataParallel } from "../distributed.js";
 import { configHelp } from "./train_cmds.js";
 
 export { predictCommand } from "./predict.js";
@@ -52,22 +53,29 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
       prompt.categories = [...first.card!.categories]; // also for compared folders without a card
     }
   }
-  const splits = await loadSplits(cfg.data, (l) => console.log(l));
-  const evalSplit = splits[cfg.eval.split];
-  const thrName = cfg.eval.threshold_split;
-  const thr = thrName === "none" ? [] : thrName === cfg.eval.split ? evalSplit : splits[thrName];
-  if (thrName === "none") {
-    if (cfg.eval.save_thresholds) throw new UsageError("--save-thresholds needs a threshold split; eval.threshold_split is none");
-  } else if (thr.length === 0) console.log(`eval: the ${thrName} split is empty: no calibration or thresholds (set data.val_fraction, or eval.threshold_split)`);
-  else if (thr === evalSplit) console.log(`eval: thresholds are chosen on the evaluated ${thrName} split itself; their figures are optimistic`);
   const outDir = flag(p, "out") ?? path.join(cfg.output_dir, "eval");
-  const r = await runEvaluation(cfg, targets, evalSplit, outDir, { prompt, thresholdExamples: thr.length ? thr : undefined, thresholdSplit: thrName });
-  console.log(r.table);
-  console.log(`metrics: ${r.metricsPath}${r.reportPath ? `\nreport:  ${r.reportPath}` : ""}`);
-  if (cfg.eval.save_thresholds) {
-    const file = saveEvaluationThresholds(r.evaluations[0], targets[0]);
-    const rec = r.evaluations[0].thresholds!;
-    console.log(`thresholds saved: ${file} (target recalls ${rec.sets.map((s) => s.target_recall).join(", ")}; default ${rec.default_target_recall}; chosen on ${rec.images} ${rec.split} images)`);
-  }
-  return 0;
+  // Under torchrun or --nproc the ranks split the images; rank 0 prints and writes.
+  return runDataParallel("eval", cfg, async (dp, cfg) => {
+    const note = (l: string) => {
+      if (dp.isMain) console.log(l);
+    };
+    const splits = await loadSplits(cfg.data, note);
+    const evalSplit = splits[cfg.eval.split];
+    const thrName = cfg.eval.threshold_split;
+    const thr = thrName === "none" ? [] : thrName === cfg.eval.split ? evalSplit : splits[thrName];
+    if (thrName === "none") {
+      if (cfg.eval.save_thresholds) throw new UsageError("--save-thresholds needs a threshold split; eval.threshold_split is none");
+    } else if (thr.length === 0) note(`eval: the ${thrName} split is empty: no calibration or thresholds (set data.val_fraction, or eval.threshold_split)`);
+    else if (thr === evalSplit) note(`eval: thresholds are chosen on the evaluated ${thrName} split itself; their figures are optimistic`);
+    const r = await runEvaluation(cfg, targets, evalSplit, outDir, { prompt, thresholdExamples: thr.length ? thr : undefined, thresholdSplit: thrName, dp });
+    if (!dp.isMain) return 0;
+    console.log(r.table);
+    console.log(`metrics: ${r.metricsPath}${r.reportPath ? `\nreport:  ${r.reportPath}` : ""}`);
+    if (cfg.eval.save_thresholds) {
+      const file = saveEvaluationThresholds(r.evaluations[0], targets[0]);
+      const rec = r.evaluations[0].thresholds!;
+      console.log(`thresholds saved: ${file} (target recalls ${rec.sets.map((s) => s.target_recall).join(", ")}; default ${rec.default_target_recall}; chosen on ${rec.images} ${rec.split} images)`);
+    }
+    return 0;
+  });
 }

@@ -8,11 +8,12 @@ import { runConfigSchema } from "../../config/run_config.js";
 import { collectImageInputs, readListFile } from "../../data/inputs.js";
 import type { Example } from "../../data/types.js";
 import { Progress } from "../../io/progress.js";
-import { classifyExamples } from "../../policy/classify.js";
+import { classifyAcrossRanks } from "../../eval/sharded.js";
 import { decide, type Decision, type DecisionRule, ruleFromCard } from "../../policy/decide.js";
 import { cardPromptDifferences, MODEL_CARD_FILE, readPolicyCard } from "../../policy/model_card.js";
 import { loadPolicy } from "../../policy/policy.js";
 import { flag, has, numberFlag, parseArgs, UsageError } from "../args.js";
+import { runDataParallel } from "../distributed.js";
 
 /** Exit code when every input was decided. */
 export const EXIT_OK = 0;
@@ -126,9 +127,17 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
 
   const collected = collectImageInputs(inputs);
   const lora = flag(p, "lora");
-  const policy = await loadPolicy({ modelDir: model, adapterDir: lora, prompt, device: flag(p, "device") ?? "cpu", dtype, cacheImages: false, maxPixels });
+  if (flag(p, "device")) cfg.device = flag(p, "device")!;
+  // Under torchrun or --nproc every rank reads the same input list, classifies
+  // its share of each chunk of batches, and rank 0 writes every row in order.
+  return runDataParallel("predict", cfg, async (dp, cfg) => {
+  const say = (s: string) => {
+    if (dp.isMain) process.stderr.write(s);
+  };
+  const policy = await loadPolicy({ modelDir: model, adapterDir: lora, prompt, device: cfg.device, dtype, cacheImages: false, maxPixels });
   let out: { write(s: string): void; close(): void };
-  if (flag(p, "out")) {
+  if (!dp.isMain) out = { write: () => {}, close: () => {} };
+  else if (flag(p, "out")) {
     const fd = fs.openSync(flag(p, "out")!, "w");
     out = { write: (s) => fs.writeSync(fd, s), close: () => fs.closeSync(fd) };
   } else out = { write: (s) => process.stdout.write(s), close: () => {} };
@@ -139,28 +148,28 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
     let rule: DecisionRule;
     if (diff.length > 0 && policy.card?.thresholds && !has(p, "use-answer") && threshold === undefined) {
       if (targetRecall !== undefined) throw new UsageError(`the saved thresholds in ${cardPath} were chosen with the card's ${diff.join(", ")}, which this run overrides; drop the override, or pass --threshold X or --use-answer`);
-      process.stderr.write(`predict: the prompt overrides the card's ${diff.join(", ")}; its saved thresholds do not apply, deciding from the answer\n`);
+      say(`predict: the prompt overrides the card's ${diff.join(", ")}; its saved thresholds do not apply, deciding from the answer\n`);
       rule = { kind: "answer" };
     } else rule = ruleFromCard(diff.length > 0 ? null : policy.card, { threshold, targetRecall, useAnswer: has(p, "use-answer") }, cardPath);
     const categories = policy.prompt.categories;
     const sources = new Set(Object.values(policy.promptSource));
     const promptFrom = sources.has("card") ? `prompt and categories from ${cardPath}${sources.has("caller") ? " with your overrides" : ""}` : sources.has("caller") ? "your prompt" : "the built-in prompt (no vlm_grpo.json)";
-    process.stderr.write(`predict: ${collected.files.length} image(s) with ${model}; ${promptFrom}; deciding by ${rule.kind === "answer" ? "the answer" : rule.source}\n`);
+    say(`predict: ${collected.files.length} image(s) with ${model}; ${promptFrom}; deciding by ${rule.kind === "answer" ? "the answer" : rule.source}\n`);
     if (format === "csv") out.write(csvHeader(categories) + "\n");
     const emit = (r: PredictRow) => out.write((format === "csv" ? csvRow(r, categories) : JSON.stringify(r)) + "\n");
     const errorRow = (image: string, error: string): PredictRow => ({ image, flagged: null, categories: [], score: null, threshold: null, source: rule.kind === "answer" ? "answer" : rule.source, answer_kind: "error", answer: "", category_scores: {}, error });
-    const progress = new Progress({ total: collected.files.length, label: "predict", unit: "img" });
+    const progress = dp.isMain ? new Progress({ total: collected.files.length, label: "predict", unit: "img" }) : null;
     // Batches in input order; an input that gave no file is an error row where it stood.
     let pending: Example[] = [];
     const flush = async () => {
       if (pending.length === 0) return;
-      const results = await classifyExamples(policy, pending, { batchSize, maxNewTokens, onImageError: "report" });
+      const results = await classifyAcrossRanks(dp, policy, pending, { batchSize, maxNewTokens, onImageError: "report" });
       for (const c of results) {
         const d = decide(c, rule);
         if (d.error !== undefined) failed++;
         emit({ image: c.id, flagged: d.flagged, categories: d.categories, score: d.score, threshold: d.threshold, source: d.source, answer_kind: d.answerKind, answer: c.answer, category_scores: c.categoryScores, error: d.error ?? null });
       }
-      progress.tick(pending.length);
+      progress?.tick(pending.length);
       pending = [];
     };
     for (const item of collected.items) {
@@ -171,14 +180,15 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
         continue;
       }
       pending.push({ id: item.file, image: { path: item.file }, labels: [], source: { file: item.file } });
-      if (pending.length >= batchSize) await flush();
+      if (pending.length >= batchSize * dp.worldSize) await flush();
     }
     await flush();
-    progress.done();
-    if (failed > 0) process.stderr.write(`predict: ${failed} input(s) could not be read (rows with "error"); exit code ${EXIT_SOME_FAILED}\n`);
+    progress?.done();
+    if (failed > 0) say(`predict: ${failed} input(s) could not be read (rows with "error"); exit code ${EXIT_SOME_FAILED}\n`);
   } finally {
     out.close();
     policy.dispose();
   }
   return failed > 0 ? EXIT_SOME_FAILED : EXIT_OK;
+  });
 }

@@ -9,6 +9,7 @@ import { runGrpo } from "../../train/grpo.js";
 import { runSft } from "../../train/sft.js";
 import { TrainingStalledError } from "../../train/stall.js";
 import { flag, has, parseArgs, UsageError } from "../args.js";
+import { runDataParallel } from "../distributed.js";
 
 const TRAIN_FLAGS = { config: { value: true }, resume: { value: true }, overwrite: { value: false }, help: { value: false } } as const;
 
@@ -60,19 +61,24 @@ export function runConfigFrom(argv: readonly string[], command: string): { cfg: 
 export async function sftCommand(argv: readonly string[]): Promise<number> {
   const r = runConfigFrom(argv, "sft");
   if (!r) return 0;
-  const res = await runSft(r.cfg, { resume: r.resume, overwrite: r.overwrite, configFile: r.configFile });
-  console.log(res.stoppedEarly ? `sft stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `sft done: ${res.steps} steps; model in ${res.finalModelDir}`);
-  return 0;
+  return runDataParallel("sft", r.cfg, async (dp, cfg) => {
+    const res = await runSft(cfg, { resume: r.resume, overwrite: r.overwrite, configFile: r.configFile, dp });
+    if (dp.isMain) console.log(res.stoppedEarly ? `sft stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `sft done: ${res.steps} steps; model in ${res.finalModelDir}`);
+    return 0;
+  });
 }
 
 export async function grpoCommand(argv: readonly string[]): Promise<number> {
   const r = runConfigFrom(argv, "grpo");
   if (!r) return 0;
-  const res = await runGrpo(r.cfg, { resume: r.resume, overwrite: r.overwrite, configDir: r.configDir, configFile: r.configFile });
-  if (res.stoppedEarly) console.log(`grpo stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints`);
-  else {
-    const warn = res.stalls.length ? ` (warning: no learning signal for ${res.stalls.map((s) => `steps ${s.step - s.steps + 1}-${s.step}`).join(", ")}; see the log)` : "";
-    console.log(`grpo done: ${res.steps} steps; model in ${res.finalModelDir}${warn}`);
-  }
-  return 0;
+  return runDataParallel("grpo", r.cfg, async (dp, cfg) => {
+    const res = await runGrpo(cfg, { resume: r.resume, overwrite: r.overwrite, configDir: r.configDir, configFile: r.configFile, dp });
+    if (!dp.isMain) return 0;
+    if (res.stoppedEarly) console.log(`grpo stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints`);
+    else {
+      const warn = res.stalls.length ? ` (warning: no learning signal for ${res.stalls.map((s) => `steps ${s.step - s.steps + 1}-${s.step}`).join(", ")}; see the log)` : "";
+      console.log(`grpo done: ${res.steps} steps; model in ${res.finalModelDir}${warn}`);
+    }
+    return 0;
+  });
 }
