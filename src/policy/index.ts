@@ -5,3 +5,4 @@ export * from "./collate.js";
 export * from "./encoder.js";
 export * from "./policy.js";
 export * from "./rollout.js";
+export * from "./image_cache.js";

@@ -18,11 +18,13 @@ import { collateCompletions, collatePrompts, disposePromptBatch, type PromptBatc
 import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
 import type { Policy } from "../policy/policy.js";
 import { LocalRollout, type RolloutBackend } from "../policy/rollout.js";
-import { buildRewardFunctions, computeRewards, makeRewardContext, type RewardSpec } from "../rewards/registry.js";
+import { describeImageCache, imageCacheMetrics } from "../policy/image_cache.js";
+import { buildRewardFunctions, closeRewardFunctions, computeRewards, makeRewardContext, type RewardSpec } from "../rewards/registry.js";
 import type { RewardFunction } from "../rewards/types.js";
 import { Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
+import { yieldToEventLoop } from "../torch/event_loop.js";
 import { clipGradNorm } from "../torch/optim/index.js";
-import { resolveResume } from "./checkpoint.js";
+import { removeStaleTemporaries, resolveResume } from "./checkpoint.js";
 import { DataCursor } from "./data_order.js";
 import { entropyFromLogits, groupAdvantages, grpoLoss, selectiveLogProbs } from "./grpo_math.js";
 import {
@@ -37,6 +39,7 @@ import {
   saveTrainingCheckpoint,
   seedEverything,
   StopRequest,
+  type StopSignal,
   writeResolvedConfig,
 } from "./session.js";
 
@@ -64,6 +67,8 @@ export interface GrpoResult {
   steps: number;
   history: GrpoStepRecord[];
   stoppedEarly: boolean;
+  /** The signal that stopped the run (its checkpoint saved), or null. */
+  interruptedBy: StopSignal | null;
 }
 
 /** One generation round: prompts, their completions, rewards and advantages. */
@@ -271,10 +276,11 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
   seedEverything(cfg.seed);
   const g = cfg.grpo;
   const runDir = cfg.output_dir;
+  for (const line of removeStaleTemporaries(runDir)) log(`grpo: ${line}`);
   writeResolvedConfig(runDir, cfg, "grpo");
   const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`grpo: the train split of ${cfg.data.path} is empty`);
-  const fns = await buildRewardFunctions(g.rewards as RewardSpec[], { configDir: opts.configDir });
+  const fns = await buildRewardFunctions(g.rewards as RewardSpec[], { configDir: opts.configDir, timeoutSeconds: g.reward_timeout_s });
   const policy = await loadTrainingPolicy(cfg, { freezeVision: true });
   const rollouts: RolloutBackend = new LocalRollout(policy);
   if (g.beta > 0 && !policy.lora) throw new Error("grpo: beta > 0 needs LoRA (lora.enabled: true): the reference policy is the base weights with the adapters switched off");
@@ -284,7 +290,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
   const parts = { policy, optimizer, scheduler, cfg, sampler: samplerGen };
   let step = 0;
   let sampler = new PromptSampler(splits.train, cfg.seed, g.stratify);
-  const ref = resolveResume(opts.resume, runDir);
+  const ref = resolveResume(opts.resume, runDir, log);
   if (ref) {
     const state = restoreTrainingCheckpoint(ref, parts, "grpo");
     step = state.step;
@@ -297,7 +303,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
       `loss ${g.loss_type}, beta ${g.beta}, rewards ${fns.map((f) => `${f.name}x${f.weight}`).join(" + ")}`,
   );
   const sinks = openSinks(runDir);
-  const stop = new StopRequest();
+  const stop = new StopRequest({ graceSeconds: cfg.stop_timeout_s, label: "grpo" });
   const progress = opts.progress === false ? null : new Progress({ total: g.steps - step, label: "grpo", unit: "step" });
   const history: GrpoStepRecord[] = [];
   let stoppedEarly = false;
@@ -412,13 +418,16 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
         };
         if (klCount) m["train/kl"] = klSum / klCount;
         if (it === 0 && tokenCount) m["train/entropy"] = entropySum / tokenCount;
-        Object.assign(m, rewardStats(round), batchConfusion(round), lengthStats(lengths, truncated));
+        Object.assign(m, rewardStats(round), batchConfusion(round), lengthStats(lengths, truncated), imageCacheMetrics(policy.encoder.cacheStats()));
+        m["perf/rss_mib"] = process.memoryUsage.rss() / 2 ** 20;
         if (step % g.log_every === 0 || step === g.steps) sinks.log(step, m);
         history.push({ step, loss: lossSum, rewardMean: m["reward/total_mean"], zeroVarianceFraction: firstZeroVar, recall: Number.isNaN(m["batch/recall"]) ? null : m["batch/recall"], fpr: Number.isNaN(m["batch/fpr"]) ? null : m["batch/fpr"] });
         progress?.tick(1, { reward: m["reward/total_mean"], recall: m["batch/recall"], zv: firstZeroVar });
       }
       for (const t of [...oldLp.values(), ...refLp.values()]) t.dispose();
       disposeRound(round);
+      // One event-loop turn per step: frees released tensor handles and runs signal handlers (torch/event_loop.ts).
+      await yieldToEventLoop();
 
       const stopNow = stop.requested || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
       if ((g.save_every > 0 && step % g.save_every === 0) || stopNow || step >= g.steps) {
@@ -431,15 +440,17 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
       }
     }
     progress?.done();
+    log(`grpo: ${describeImageCache(policy.encoder.cacheStats())}`);
     let finalModelDir: string | null = null;
     if (!stoppedEarly) {
       finalModelDir = path.join(runDir, "final");
       await saveFinalModel(policy, finalModelDir);
       log(`grpo: model written to ${finalModelDir}`);
     }
-    return { runDir, finalModelDir, steps: step, history, stoppedEarly };
+    return { runDir, finalModelDir, steps: step, history, stoppedEarly, interruptedBy: stop.signal };
   } finally {
     stop.dispose();
+    await closeRewardFunctions(fns);
     sinks.close();
     optimizer.dispose();
     policy.dispose();

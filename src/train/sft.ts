@@ -12,8 +12,10 @@ import { collateSft, IGNORE_INDEX } from "../policy/collate.js";
 import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
 import type { Policy } from "../policy/policy.js";
 import { F, noGrad, tidy } from "../torch/index.js";
+import { describeImageCache, imageCacheMetrics } from "../policy/image_cache.js";
+import { yieldToEventLoop } from "../torch/event_loop.js";
 import { clipGradNorm } from "../torch/optim/index.js";
-import { resolveResume } from "./checkpoint.js";
+import { removeStaleTemporaries, resolveResume } from "./checkpoint.js";
 import { DataCursor } from "./data_order.js";
 import {
   applyThreads,
@@ -27,6 +29,7 @@ import {
   saveTrainingCheckpoint,
   seedEverything,
   StopRequest,
+  type StopSignal,
   writeResolvedConfig,
 } from "./session.js";
 
@@ -50,6 +53,8 @@ export interface SftResult {
   losses: number[];
   valLoss: number | null;
   stoppedEarly: boolean;
+  /** The signal that stopped the run (its checkpoint saved), or null. */
+  interruptedBy: StopSignal | null;
 }
 
 /** Mean target-token cross-entropy of a micro-batch's logits, summed (divide by the step's token count). */
@@ -106,6 +111,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
   applyThreads(cfg);
   seedEverything(cfg.seed);
   const runDir = cfg.output_dir;
+  for (const line of removeStaleTemporaries(runDir)) log(`sft: ${line}`);
   writeResolvedConfig(runDir, cfg, "sft");
   const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`sft: the train split of ${cfg.data.path} is empty`);
@@ -118,7 +124,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
   const parts = { policy, optimizer, scheduler, cfg };
   let cursor = new DataCursor(splits.train.length, cfg.seed);
   let step = 0;
-  const ref = resolveResume(opts.resume, runDir);
+  const ref = resolveResume(opts.resume, runDir, log);
   if (ref) {
     const state = restoreTrainingCheckpoint(ref, parts, "sft");
     step = state.step;
@@ -131,7 +137,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       `${policy.lora ? "LoRA" : "full"} fine-tuning, ${trainableCount.toLocaleString("en-US")} trainable parameters`,
   );
   const sinks = openSinks(runDir);
-  const stop = new StopRequest();
+  const stop = new StopRequest({ graceSeconds: cfg.stop_timeout_s, label: "sft" });
   const progress = opts.progress === false ? null : new Progress({ total: totalSteps - step, label: "sft", unit: "step" });
   const losses: number[] = [];
   let stoppedEarly = false;
@@ -164,7 +170,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       ranHere++;
       losses.push(lossSum);
       const seconds = (performance.now() - t0) / 1000;
-      const metrics: Record<string, number> = { "train/loss": lossSum, "train/lr": scheduler.lastLr()[0], "train/grad_norm": gradNorm, "train/epoch": cursor.epoch + cursor.index / splits.train.length, "perf/step_seconds": seconds, "perf/examples_per_second": perStep / seconds };
+      const metrics: Record<string, number> = { "train/loss": lossSum, "train/lr": scheduler.lastLr()[0], "train/grad_norm": gradNorm, "train/epoch": cursor.epoch + cursor.index / splits.train.length, "perf/step_seconds": seconds, "perf/examples_per_second": perStep / seconds, "perf/rss_mib": process.memoryUsage.rss() / 2 ** 20, ...imageCacheMetrics(policy.encoder.cacheStats()) };
       if (step % sc.log_every === 0 || step === totalSteps) sinks.log(step, metrics);
       progress?.tick(1, { loss: lossSum, lr: scheduler.lastLr()[0] });
       if (sc.eval_every > 0 && step % sc.eval_every === 0 && step < totalSteps) {
@@ -174,6 +180,8 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
           log(`sft: step ${step} val loss ${vl.toFixed(4)}`);
         }
       }
+      // One event-loop turn per step: frees released tensor handles and runs signal handlers (torch/event_loop.ts).
+      await yieldToEventLoop();
       const stopNow = stop.requested || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
       if ((sc.save_every > 0 && step % sc.save_every === 0) || stopNow || step === totalSteps) {
         saveTrainingCheckpoint(runDir, step, parts, "sft", cursor.position(), metrics);
@@ -185,6 +193,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       }
     }
     progress?.done();
+    log(`sft: ${describeImageCache(policy.encoder.cacheStats())}`);
     let valLoss: number | null = null;
     let finalModelDir: string | null = null;
     if (!stoppedEarly) {
@@ -197,7 +206,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       await saveFinalModel(policy, finalModelDir);
       log(`sft: model written to ${finalModelDir}`);
     }
-    return { runDir, finalModelDir, steps: step, losses, valLoss, stoppedEarly };
+    return { runDir, finalModelDir, steps: step, losses, valLoss, stoppedEarly, interruptedBy: stop.signal };
   } finally {
     stop.dispose();
     sinks.close();

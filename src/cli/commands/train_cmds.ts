@@ -5,6 +5,7 @@ import { describeSchema, loadConfig } from "../../config/load.js";
 import { type RunConfig, runConfigSchema } from "../../config/run_config.js";
 import { runGrpo } from "../../train/grpo.js";
 import { runSft } from "../../train/sft.js";
+import { runExitCode } from "../../train/stop.js";
 import { flag, has, parseArgs } from "../args.js";
 
 const TRAIN_FLAGS = { config: { value: true }, resume: { value: true }, help: { value: false } } as const;
@@ -36,7 +37,7 @@ export async function sftCommand(argv: readonly string[]): Promise<number> {
   if (!r) return 0;
   const res = await runSft(r.cfg, { resume: r.resume });
   console.log(res.stoppedEarly ? `sft stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `sft done: ${res.steps} steps; model in ${res.finalModelDir}`);
-  return 0;
+  return runExitCode(res, (l) => console.error(`vlm-grpo sft: ${l}`));
 }
 
 export async function grpoCommand(argv: readonly string[]): Promise<number> {
@@ -44,5 +45,5 @@ export async function grpoCommand(argv: readonly string[]): Promise<number> {
   if (!r) return 0;
   const res = await runGrpo(r.cfg, { resume: r.resume, configDir: r.configDir });
   console.log(res.stoppedEarly ? `grpo stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `grpo done: ${res.steps} steps; model in ${res.finalModelDir}`);
-  return 0;
+  return runExitCode(res, (l) => console.error(`vlm-grpo grpo: ${l}`));
 }
