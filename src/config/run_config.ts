@@ -46,7 +46,7 @@ export const runConfigSchema = s.object({
       }),
       compact: s.boolean({
         default: true,
-        doc: "store cached pixels as 8-bit indices into the image's own palette of float values when it has at most 256 (exact: every value comes back bit for bit; 4x smaller for SmolVLM's processor)",
+        doc: "store cached pixels as 8-bit (at most 256 distinct values) or 16-bit (at most 32768) indices into the image's own palette of float values; exact, every value comes back bit for bit; 4x smaller for SmolVLM's processor",
       }),
     },
     { doc: "the prompt encoder's cache of processed images (decoded, resized, normalized), per example" },

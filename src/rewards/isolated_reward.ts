@@ -27,8 +27,10 @@ export interface IsolatedRewardOptions {
   configDir: string;
   exportName: string;
   options: Record<string, unknown>;
-  /** Per-call (and load) time limit in seconds. */
+  /** Per-call time limit in seconds. */
   timeoutSeconds: number;
+  /** Time limit of starting the worker and importing the module. Default max(timeoutSeconds, 60): a busy machine can take seconds to start a thread. */
+  loadTimeoutSeconds?: number;
   /** What the limit is called where users set it (for messages). Default "grpo.reward_timeout_s". */
   limitKey?: string;
 }
@@ -72,13 +74,14 @@ export class RewardWorker {
   /** Starts the worker and waits until the module is imported and its export checked. */
   static start(o: IsolatedRewardOptions): Promise<RewardWorker> {
     if (!(o.timeoutSeconds > 0) || !Number.isFinite(o.timeoutSeconds)) throw new Error(`reward module ${o.modulePath}: the time limit must be a positive number of seconds, got ${o.timeoutSeconds}`);
+    const loadLimit = o.loadTimeoutSeconds ?? Math.max(o.timeoutSeconds, 60);
     const w = new RewardWorker(o);
     return new Promise<RewardWorker>((resolve, reject) => {
       const timer = setTimeout(() => {
         w.pending.delete(0);
-        reject(new RewardWorkerError(`reward module ${o.modulePath}: loading did not finish within ${w.limitText}; does its top-level code wait or loop forever?`));
+        reject(new RewardWorkerError(`reward module ${o.modulePath}: loading did not finish within ${loadLimit} s; does its top-level code wait or loop forever?`));
         void w.close();
-      }, o.timeoutSeconds * 1000);
+      }, loadLimit * 1000);
       w.pending.set(0, {
         resolve: () => resolve(w),
         reject: (e) => {

@@ -53,6 +53,8 @@ export interface BuildRewardsOptions {
   configDir?: string;
   /** Per-call time limit of user modules in seconds (grpo.reward_timeout_s). Default 60. */
   timeoutSeconds?: number;
+  /** Time limit of loading each user module. Default max(timeoutSeconds, 60). */
+  loadTimeoutSeconds?: number;
 }
 
 /**
@@ -95,7 +97,7 @@ async function buildInto(out: RewardFunction[], specs: readonly RewardSpec[], co
     let rf: RewardFunction;
     try {
       if (isModule) {
-        rf = await loadUserReward(spec as unknown as UserRewardSpec, configDir, { timeoutSeconds: opts.timeoutSeconds });
+        rf = await loadUserReward(spec as unknown as UserRewardSpec, configDir, { timeoutSeconds: opts.timeoutSeconds, loadTimeoutSeconds: opts.loadTimeoutSeconds });
       } else {
         const name = spec.name as string | undefined;
         if (name === undefined) throw new Error(`needs 'name' (one of: ${Object.keys(BUILTIN_REWARDS).join(", ")}) or 'module'`);

@@ -64,8 +64,10 @@ export async function loadUserFunction(modulePath: string, exportName: string, c
 }
 
 export interface LoadUserRewardOptions {
-  /** Per-call (and load) time limit in seconds. Default DEFAULT_REWARD_TIMEOUT_S (60). */
+  /** Per-call time limit in seconds. Default DEFAULT_REWARD_TIMEOUT_S (60). */
   timeoutSeconds?: number;
+  /** Time limit of loading the module. Default max(timeoutSeconds, 60). */
+  loadTimeoutSeconds?: number;
 }
 
 /**
@@ -93,5 +95,6 @@ export async function loadUserReward(spec: UserRewardSpec, configDir: string, op
     exportName,
     options,
     timeoutSeconds: opts.timeoutSeconds ?? DEFAULT_REWARD_TIMEOUT_S,
+    loadTimeoutSeconds: opts.loadTimeoutSeconds,
   });
 }
