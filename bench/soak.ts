@@ -94,7 +94,10 @@ async function main(): Promise<void> {
   const tail = Array.from({ length: Math.max(1, Math.floor(steps / 10)) }, (_, k) => at(steps - k));
   const end = median(tail);
   const growth = end / afterWarmup - 1;
-  const table = [1, ...Array.from({ length: Math.floor(steps / every) }, (_, k) => (k + 1) * every)].filter((s) => rss.has(s)).map((s) => ({ step: s, rssMiB: Math.round(at(s)) }));
+  const metricAt = (s: number, k: string) => rows.find((r) => r.step === s)?.metrics[k] ?? NaN;
+  const table = [1, ...Array.from({ length: Math.floor(steps / every) }, (_, k) => (k + 1) * every)]
+    .filter((s) => rss.has(s))
+    .map((s) => ({ step: s, rssMiB: Math.round(at(s)), jsHeapMiB: Math.round(metricAt(s, "perf/js_heap_mib")), liveTensors: metricAt(s, "perf/live_tensors") }));
   const result = {
     steps,
     reward: rewardKind,
@@ -113,8 +116,8 @@ async function main(): Promise<void> {
   if (asJson) console.log(JSON.stringify(result));
   else {
     console.log(`\nbench:soak: ${steps} GRPO steps on the tiny model (2 prompts x 4 completions, up to ${completionLength} tokens, ${rewardKind} rewards) in ${result.seconds} s`);
-    console.log("| step | RSS (MiB) |\n|-----:|----------:|");
-    for (const r of table) console.log(`| ${r.step} | ${r.rssMiB} |`);
+    console.log("| step | RSS (MiB) | JS heap (MiB) | live tensors |\n|-----:|----------:|--------------:|-------------:|");
+    for (const r of table) console.log(`| ${r.step} | ${r.rssMiB} | ${r.jsHeapMiB} | ${r.liveTensors} |`);
     console.log(
       `RSS after warm-up (median of steps ${warmup + 1}-${warmup + 10}): ${result.rssAfterWarmupMiB} MiB; at the end (median of the last ${tail.length} steps): ${result.rssEndMiB} MiB; ` +
         `growth ${(growth * 100).toFixed(1)}% (goal < 10%: ${result.goalMet ? "met" : "NOT met"}); peak ${result.peakRssMiB} MiB`,

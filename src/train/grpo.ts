@@ -21,7 +21,7 @@ import { LocalRollout, type RolloutBackend } from "../policy/rollout.js";
 import { describeImageCache, imageCacheMetrics } from "../policy/image_cache.js";
 import { buildRewardFunctions, closeRewardFunctions, computeRewards, makeRewardContext, type RewardSpec } from "../rewards/registry.js";
 import type { RewardFunction } from "../rewards/types.js";
-import { Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
+import { Generator, keep, liveTensors, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
 import { yieldToEventLoop } from "../torch/event_loop.js";
 import { clipGradNorm } from "../torch/optim/index.js";
 import { removeStaleTemporaries, resolveResume } from "./checkpoint.js";
@@ -419,7 +419,10 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
         if (klCount) m["train/kl"] = klSum / klCount;
         if (it === 0 && tokenCount) m["train/entropy"] = entropySum / tokenCount;
         Object.assign(m, rewardStats(round), batchConfusion(round), lengthStats(lengths, truncated), imageCacheMetrics(policy.encoder.cacheStats()));
+        // Memory, to catch growth in long runs: resident set, V8's heap, live tensor handles.
         m["perf/rss_mib"] = process.memoryUsage.rss() / 2 ** 20;
+        m["perf/js_heap_mib"] = process.memoryUsage().heapUsed / 2 ** 20;
+        m["perf/live_tensors"] = liveTensors();
         if (step % g.log_every === 0 || step === g.steps) sinks.log(step, m);
         history.push({ step, loss: lossSum, rewardMean: m["reward/total_mean"], zeroVarianceFraction: firstZeroVar, recall: Number.isNaN(m["batch/recall"]) ? null : m["batch/recall"], fpr: Number.isNaN(m["batch/fpr"]) ? null : m["batch/fpr"] });
         progress?.tick(1, { reward: m["reward/total_mean"], recall: m["batch/recall"], zv: firstZeroVar });
