@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterRuntime(env, exports);
   RegisterFileIO(env, exports);
   RegisterDistributed(env, exports);
+  RegisterAllocator(env, exports);
   return exports;
 }
 

@@ -72,6 +72,7 @@ void RegisterAutograd(Napi::Env env, Napi::Object exports);
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
 void RegisterFileIO(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
+void RegisterAllocator(Napi::Env env, Napi::Object exports);
 
 }  // namespace vlm
 

@@ -95,11 +95,23 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A command whose promise never settles (something awaited a promise nothing
+// will resolve) would otherwise end with exit code 0 when the event loop runs
+// dry, with nothing written: that is an error.
+let settled = false;
+process.on("beforeExit", () => {
+  if (settled) return;
+  console.error(`vlm-grpo ${process.argv[2] ?? ""}: stopped before finishing: the event loop ran out of work while the command was still waiting on a promise that nothing will settle`);
+  process.exit(1);
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
   },
   (e) => {
+    settled = true;
     console.error(e);
     process.exitCode = 1;
   },

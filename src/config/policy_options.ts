@@ -1,5 +1,6 @@
 // From the run config to the policy layer's options (src/policy/policy.ts):
 // the one place where config keys meet the policy's typed options.
+import { autoImageCacheBytes } from "../policy/image_cache.js";
 import type { PolicyOptions } from "../policy/policy.js";
 import type { RunConfig } from "./run_config.js";
 
@@ -31,5 +32,12 @@ export function policyOptions(cfg: RunConfig, o: PolicyFromConfigOptions): Polic
         }
       : undefined,
     adapterDir: o.adapterDir,
+    imageCache: imageCacheOptions(cfg),
   };
+}
+
+/** image_cache.max_mb ("auto" or MiB) and compact as the encoder's cache options. */
+export function imageCacheOptions(cfg: RunConfig): { maxBytes: number; compact: boolean } {
+  const m = cfg.image_cache.max_mb;
+  return { maxBytes: m === "auto" ? autoImageCacheBytes() : Math.floor(m * 2 ** 20), compact: cfg.image_cache.compact };
 }

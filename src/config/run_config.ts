@@ -32,6 +32,25 @@ export const runConfigSchema = s.object({
   device: s.string({ default: "cpu", doc: "cpu, cuda or cuda:N" }),
   dtype: s.string({ enum: ["float32", "bfloat16"] as const, default: "float32", doc: "weights' compute dtype; bfloat16 halves memory (CPU with AVX-512 bf16, or CUDA)" }),
   threads: s.optional(s.number({ int: true, min: 1, doc: "intra-op threads (default: available cores, or VLM_NUM_THREADS)" })),
+  stop_timeout_s: s.number({
+    min: 1,
+    max: 2_000_000,
+    default: 60,
+    doc: "after a first SIGINT/SIGTERM the run finishes its step and saves a checkpoint, then exits 130/143; if that takes longer than this many seconds it exits anyway (a second signal exits at once)",
+  }),
+  image_cache: s.object(
+    {
+      max_mb: s.union([s.number({ min: 0 }), s.string({ enum: ["auto"] as const })], {
+        default: "auto",
+        doc: "byte budget of the processed-image cache in MiB (least recently used images are evicted); 0 = no cache; auto = 20% of the memory this process may use (cgroup limit or physical RAM), at most 16 GiB",
+      }),
+      compact: s.boolean({
+        default: true,
+        doc: "store cached pixels as 8-bit (at most 256 distinct values) or 16-bit (at most 32768) indices into the image's own palette of float values; exact, every value comes back bit for bit; 4x smaller for SmolVLM's processor",
+      }),
+    },
+    { doc: "the prompt encoder's cache of processed images (decoded, resized, normalized), per example" },
+  ),
   data: s.object({
     path: s.string({ default: "", doc: "manifest (.jsonl/.csv), image folder, or parquet file/folder" }),
     format: s.string({ enum: ["auto", "jsonl", "csv", "folder", "parquet"] as const, default: "auto", doc: "dataset format (auto: from the path)" }),
@@ -133,6 +152,12 @@ export const runConfigSchema = s.object({
       doc: "every N steps, write a few sampled completions (prompt id, label, text, reward per function, advantage) to completions.jsonl and TensorBoard text (0 = off)",
     }),
     log_completions_count: s.number({ int: true, min: 1, default: 4, doc: "completions written per logged step (one per prompt first, then further ones)" }),
+    reward_timeout_s: s.number({
+      min: 0.001,
+      max: 2_000_000,
+      default: 60,
+      doc: "time limit of each call of a user reward module (each runs in its own worker thread); a call that does not return in time stops the run with an error naming the module",
+    }),
     rewards: s.array(rewardSpecSchema, {
       default: [{ name: "recall" }, { name: "format" }],
       doc: "reward functions (weighted sum); built-in recall, format, category_bonus, or {module: ./my_reward.js}",

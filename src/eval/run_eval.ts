@@ -155,7 +155,7 @@ export async function evaluateModel(cfg: RunConfig, target: EvalTarget, examples
   const t0 = performance.now();
   const e = cfg.eval;
   const dp = opts.dp ?? DataParallel.single();
-  const policy = await loadPolicy({ ...policyOptions(cfg, { train: false, modelDir: target.model, adapterDir: target.lora }), prompt: opts.prompt ?? configPrompt(cfg), cacheImages: false });
+  const policy = await loadPolicy({ ...policyOptions(cfg, { train: false, modelDir: target.model, adapterDir: target.lora }), prompt: opts.prompt ?? configPrompt(cfg), imageCache: false });
   try {
     const categories = policy.prompt.categories;
     const progress = opts.progress !== false;

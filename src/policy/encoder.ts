@@ -4,16 +4,18 @@
 // answer's ids. Prompt and answer are tokenized separately and concatenated,
 // as TRL does for prompt-completion data, so SFT sees exactly the token
 // boundary GRPO's generation continues from.
-// Processed images are cached per example id: the same image is not decoded
-// and resized again every epoch. encodePrompt hands out new handles to the
-// cached tensors, so a caller owns what it gets (disposeEncoded) and the
-// cache can drop entries whenever it likes.
+// Processed images are cached per example id (image_cache.ts: a byte budget,
+// least-recently-used eviction, exact compact storage): the same image is not
+// decoded and resized again every epoch. encodePrompt hands out new tensors
+// (aliases or rebuilt from the compact form), so a caller owns what it gets
+// (disposeEncoded) and the cache can drop entries whenever it likes.
 import { buildMessages, type ChatMessage, type PromptConfig, targetAnswer } from "../data/prompt.js";
 import type { Example } from "../data/types.js";
 import { decodeImage } from "../io/image_decode.js";
 import type { HFTokenizer } from "../io/tokenizer.js";
 import { expandImageMarkers, type ProcessedImages, type VlmImageProcessor } from "../models/processor.js";
-import { aliasImageInputs, disposeImageInputs, type ImageInputs } from "../models/vlm.js";
+import { disposeImageInputs, type ImageInputs } from "../models/vlm.js";
+import { autoImageCacheBytes, ImageCache, type ImageCacheStats } from "./image_cache.js";
 
 export interface EncodedPrompt {
   /** The example's id. */
@@ -38,8 +40,18 @@ export interface PromptEncoderOptions {
   prompt: PromptConfig;
   /** Refuse images with more pixels than this (decompression bombs). Default image_decode's. */
   maxPixels?: number;
-  /** Cache processed images per example id (default true). */
-  cache?: boolean;
+  /**
+   * Cache processed images per example id: false = no cache; true (default) =
+   * a budget of autoImageCacheBytes(); or the budget and storage explicitly.
+   */
+  cache?: boolean | PromptCacheOptions;
+}
+
+export interface PromptCacheOptions {
+  /** Byte budget (0 = no cache). */
+  maxBytes: number;
+  /** Exact palette storage of pixel tensors (default true). */
+  compact?: boolean;
 }
 
 interface CachedImage {
@@ -48,10 +60,16 @@ interface CachedImage {
   ids: number[];
 }
 
+/** What the cache keeps beside an example's tensors. */
+interface CachedMeta {
+  ids: number[];
+  imageTokenCounts: number[];
+}
+
 export class PromptEncoder {
   readonly tokenizer: HFTokenizer;
   private readonly opts: PromptEncoderOptions;
-  private readonly cache = new Map<string, CachedImage>();
+  private readonly cache: ImageCache<CachedMeta>;
   private readonly promptTemplate: string;
   /** Ids that end an answer: the tokenizer's EOS (the chat template's end of turn). */
   readonly eosTokenIds: number[];
@@ -61,6 +79,10 @@ export class PromptEncoder {
   constructor(opts: PromptEncoderOptions) {
     this.opts = opts;
     this.tokenizer = opts.tokenizer;
+    const c = opts.cache ?? true;
+    const cacheOpts = typeof c === "object" ? c : { maxBytes: c ? autoImageCacheBytes() : 0 };
+    // A prompt's ids cost 8 bytes each as JS numbers in an array.
+    this.cache = new ImageCache<CachedMeta>({ ...cacheOpts, metaBytes: (m) => (m as CachedMeta).ids.length * 8 + 64 });
     this.promptTemplate = opts.tokenizer.applyChatTemplate(buildMessages(opts.prompt), { addGenerationPrompt: true });
     const eos = opts.tokenizer.eosTokenId;
     if (eos === undefined) throw new Error("PromptEncoder: the tokenizer has no EOS token (tokenizer_config.json eos_token)");
@@ -94,16 +116,6 @@ export class PromptEncoder {
     }
   }
 
-  private async processed(ex: Example): Promise<CachedImage> {
-    const hit = this.cache.get(ex.id);
-    if (hit) return hit;
-    const label = "path" in ex.image ? ex.image.path : `${ex.source.file}${ex.source.row !== undefined ? `#${ex.source.row}` : ""}`;
-    const src = "path" in ex.image ? ex.image.path : ex.image.bytes;
-    const entry = await this.encodeText(this.promptTemplate, [src], label);
-    if (this.opts.cache ?? true) this.cache.set(ex.id, entry);
-    return entry;
-  }
-
   /**
    * Any chat (e.g. a user's own question) with its images (paths or encoded
    * bytes, in the order of the messages' image parts), as a generation
@@ -116,19 +128,23 @@ export class PromptEncoder {
       return { id, ids: this.tokenizer.encode(text, { addSpecialTokens: false }), images: null, imageTokens: 0 };
     }
     const c = await this.encodeText(text, images, id);
-    return { id, ids: c.ids, images: c.processed.inputs, imageTokens: c.processed.imageTokenCounts.reduce((a, b) => a + b, 0) };
+    return { id, ids: c.ids, images: c.processed.inputs, imageTokens: sum(c.processed.imageTokenCounts) };
   }
 
   /** The prompt ids and image tensors of one example (the caller owns the image handles: disposeEncoded). */
   async encodePrompt(ex: Example): Promise<EncodedPrompt> {
-    const c = await this.processed(ex);
-    const cached = this.opts.cache ?? true;
-    return {
-      id: ex.id,
-      ids: c.ids,
-      images: cached ? aliasImageInputs(c.processed.inputs) : c.processed.inputs,
-      imageTokens: c.processed.imageTokenCounts.reduce((a, b) => a + b, 0),
-    };
+    const hit = this.cache.get(ex.id);
+    if (hit) return { id: ex.id, ids: hit.meta.ids, images: hit.inputs, imageTokens: sum(hit.meta.imageTokenCounts) };
+    const label = "path" in ex.image ? ex.image.path : `${ex.source.file}${ex.source.row !== undefined ? `#${ex.source.row}` : ""}`;
+    const src = "path" in ex.image ? ex.image.path : ex.image.bytes;
+    const c = await this.encodeText(this.promptTemplate, [src], label);
+    try {
+      this.cache.put(ex.id, { ids: c.ids, imageTokenCounts: c.processed.imageTokenCounts }, c.processed.inputs);
+    } catch (e) {
+      disposeImageInputs(c.processed.inputs);
+      throw e;
+    }
+    return { id: ex.id, ids: c.ids, images: c.processed.inputs, imageTokens: sum(c.processed.imageTokenCounts) };
   }
 
   /** The SFT target: the canonical answer then the end-of-turn token. */
@@ -139,12 +155,18 @@ export class PromptEncoder {
 
   /** Frees the cached image tensors (call when done). */
   dispose(): void {
-    for (const c of this.cache.values()) disposeImageInputs(c.processed.inputs);
     this.cache.clear();
   }
 
-  /** How many examples' images are cached (for tests). */
+  /** How many examples' images are cached. */
   cachedCount(): number {
-    return this.cache.size;
+    return this.cache.stats().entries;
+  }
+
+  /** The image cache's size, budget, hit rate and evictions. */
+  cacheStats(): ImageCacheStats {
+    return this.cache.stats();
   }
 }
+
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);

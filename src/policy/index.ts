@@ -9,3 +9,4 @@ export * from "./answer_probe.js";
 export * from "./decide.js";
 export * from "./model_card.js";
 export * from "./thresholds.js";
+export * from "./image_cache.js";

@@ -18,7 +18,7 @@ import { familyOf, type ModelFamily } from "../models/registry.js";
 import { isVisionLanguageModel, type VisionLanguageModel } from "../models/vlm.js";
 import { applyLora, type LoraOptions } from "../nn/lora.js";
 import type { Device, Tensor } from "../torch/index.js";
-import { PromptEncoder } from "./encoder.js";
+import { type PromptCacheOptions, PromptEncoder } from "./encoder.js";
 import { cardPromptConfig, MODEL_CARD_FILE, type ModelCard, readPolicyCard } from "./model_card.js";
 
 export interface PolicyTraining {
@@ -49,6 +49,8 @@ export interface PolicyOptions {
   training?: PolicyTraining;
   /** A PEFT adapter folder applied on top (inference). */
   adapterDir?: string;
+  /** The prompt encoder's image cache (PromptEncoderOptions.cache). Default: on, autoImageCacheBytes(). */
+  imageCache?: boolean | PromptCacheOptions;
 }
 
 export interface Policy {
@@ -89,7 +91,7 @@ export async function loadPolicy(opts: PolicyOptions): Promise<Policy> {
     const tokenizer = await HFTokenizer.fromDir(modelDir);
     const images = await family.loadImageProcessor(modelDir, tokenizer, model.config);
     const { prompt, source: promptSource } = promptFor(opts.prompt, card, cardDir);
-    encoder = new PromptEncoder({ tokenizer, images, prompt, cache: opts.cacheImages, maxPixels: opts.maxPixels });
+    encoder = new PromptEncoder({ tokenizer, images, prompt, cache: opts.imageCache, maxPixels: opts.maxPixels });
     const t = opts.training;
     if (opts.adapterDir) {
       if (t) throw new Error("loadPolicy: an adapter on top is for inference; to continue training an adapter, resume its run");

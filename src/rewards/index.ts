@@ -6,3 +6,4 @@ export * from "./format_reward.js";
 export * from "./category_bonus.js";
 export * from "./user_module.js";
 export * from "./registry.js";
+export * from "./isolated_reward.js";

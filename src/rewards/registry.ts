@@ -17,6 +17,7 @@ import { makeAnswerParser, type ParseOptions } from "./answer_parser.js";
 import { formatReward, FORMAT_REWARD_WEIGHT, type FormatRewardOptions } from "./format_reward.js";
 import { type RecallRewardOptions, recallReward } from "./recall_reward.js";
 import type { RewardContext, RewardFunction } from "./types.js";
+import { RewardWorkerError } from "./isolated_reward.js";
 import { loadUserReward, type UserRewardSpec } from "./user_module.js";
 
 /** A built-in reward's entry in a config. */
@@ -50,6 +51,10 @@ const MODULE_KEYS = ["module", "export", "name", "weight", "options"];
 export interface BuildRewardsOptions {
   /** Folder that user modules' paths are relative to (the config file's folder). Default process.cwd(). */
   configDir?: string;
+  /** Per-call time limit of user modules in seconds (grpo.reward_timeout_s). Default 60. */
+  timeoutSeconds?: number;
+  /** Time limit of loading each user module. Default max(timeoutSeconds, 60). */
+  loadTimeoutSeconds?: number;
 }
 
 /**
@@ -61,6 +66,21 @@ export async function buildRewardFunctions(specs: readonly RewardSpec[] = DEFAUL
   if (!Array.isArray(specs) || specs.length === 0) throw new Error(`rewards: expected a non-empty list of reward entries, got ${JSON.stringify(specs)}`);
   const configDir = opts.configDir ?? process.cwd();
   const out: RewardFunction[] = [];
+  try {
+    await buildInto(out, specs, configDir, opts);
+  } catch (e) {
+    await closeRewardFunctions(out);
+    throw e;
+  }
+  return out;
+}
+
+/** Frees what reward functions hold (user modules' worker threads). */
+export async function closeRewardFunctions(fns: readonly RewardFunction[]): Promise<void> {
+  await Promise.all(fns.map((f) => f.close?.()));
+}
+
+async function buildInto(out: RewardFunction[], specs: readonly RewardSpec[], configDir: string, opts: BuildRewardsOptions): Promise<void> {
   for (let i = 0; i < specs.length; i++) {
     const spec = specs[i] as unknown as Record<string, unknown>;
     const where = `rewards[${i}]`;
@@ -77,7 +97,7 @@ export async function buildRewardFunctions(specs: readonly RewardSpec[] = DEFAUL
     let rf: RewardFunction;
     try {
       if (isModule) {
-        rf = await loadUserReward(spec as unknown as UserRewardSpec, configDir);
+        rf = await loadUserReward(spec as unknown as UserRewardSpec, configDir, { timeoutSeconds: opts.timeoutSeconds, loadTimeoutSeconds: opts.loadTimeoutSeconds });
       } else {
         const name = spec.name as string | undefined;
         if (name === undefined) throw new Error(`needs 'name' (one of: ${Object.keys(BUILTIN_REWARDS).join(", ")}) or 'module'`);
@@ -89,10 +109,12 @@ export async function buildRewardFunctions(specs: readonly RewardSpec[] = DEFAUL
       throw new Error(`${where}: ${(e as Error).message}`, { cause: e });
     }
     const dup = out.findIndex((r) => r.name === rf.name);
-    if (dup >= 0) throw new Error(`${where}: reward name '${rf.name}' is already used by rewards[${dup}]; give one of them another 'name'`);
+    if (dup >= 0) {
+      await rf.close?.();
+      throw new Error(`${where}: reward name '${rf.name}' is already used by rewards[${dup}]; give one of them another 'name'`);
+    }
     out.push(rf);
   }
-  return out;
 }
 
 /**
@@ -126,6 +148,7 @@ async function runOne(rf: RewardFunction, ctx: RewardContext, n: number): Promis
   try {
     scores = await rf.fn(ctx);
   } catch (e) {
+    if (e instanceof RewardWorkerError) throw e; // a time limit or a dead worker: its message names the reward already
     throw new Error(`reward function '${rf.name}' threw: ${(e as Error)?.message ?? String(e)}`, { cause: e });
   }
   if (!Array.isArray(scores)) throw new Error(`reward function '${rf.name}' returned ${scores === null ? "null" : typeof scores}, expected an array of ${n} numbers or nulls`);

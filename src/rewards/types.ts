@@ -24,6 +24,8 @@ export interface RewardFunction {
   name: string;
   weight: number;
   fn: (ctx: RewardContext) => RewardScores | Promise<RewardScores>;
+  /** Frees what the function holds (a user module's worker thread); absent for built-ins. */
+  close?: () => void | Promise<void>;
 }
 
 /** Throws if an options object holds keys outside `known` (catches typos in configs). */

@@ -8,12 +8,15 @@
 //
 // The export must be a function `(ctx: RewardContext, options) => (number | null)[]`
 // (or a Promise of that array); `options` is the spec's options object ({} when
-// absent). TypeScript modules load only where Node strips types itself
+// absent). The module runs in a worker thread of its own with a time limit per
+// call (isolated_reward.ts), so it sees a copy of the context and must not
+// rely on state shared with the trainer. TypeScript modules load only where Node strips types itself
 // (Node >= 22.18 or 23.6); elsewhere, compile them to .js first.
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
+import { DEFAULT_REWARD_TIMEOUT_S, isolatedUserReward } from "./isolated_reward.js";
 import type { RewardContext, RewardFunction, RewardScores } from "./types.js";
 
 /** A user reward's entry in a config. */
@@ -60,15 +63,38 @@ export async function loadUserFunction(modulePath: string, exportName: string, c
   return fn as UserRewardFn;
 }
 
-/** Loads a user reward described by a config entry. */
-export async function loadUserReward(spec: UserRewardSpec, configDir: string): Promise<RewardFunction> {
+export interface LoadUserRewardOptions {
+  /** Per-call time limit in seconds. Default DEFAULT_REWARD_TIMEOUT_S (60). */
+  timeoutSeconds?: number;
+  /** Time limit of loading the module. Default max(timeoutSeconds, 60). */
+  loadTimeoutSeconds?: number;
+}
+
+/**
+ * Loads a user reward described by a config entry, in its own worker thread
+ * (isolated_reward.ts): calls that outlive the time limit fail naming the
+ * module and the limit. Call the result's close() when done (an idle worker
+ * does not keep the process alive, but holds its memory).
+ */
+export async function loadUserReward(spec: UserRewardSpec, configDir: string, opts: LoadUserRewardOptions = {}): Promise<RewardFunction> {
   const exportName = spec.export ?? "default";
   if (typeof exportName !== "string" || exportName === "") throw new Error(`reward module ${spec.module}: 'export' must be a non-empty string, got ${JSON.stringify(spec.export)}`);
   const options = spec.options ?? {};
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     throw new Error(`reward module ${spec.module}: 'options' must be an object, got ${JSON.stringify(spec.options)}`);
   }
-  const userFn = await loadUserFunction(spec.module, exportName, configDir);
+  if (typeof spec.module !== "string" || spec.module === "") throw new Error(`reward module: 'module' must be a non-empty path, got ${JSON.stringify(spec.module)}`);
+  const abs = path.resolve(configDir, spec.module);
+  if (!fs.existsSync(abs)) throw new Error(`reward module ${spec.module} (resolved to ${abs}): file not found`);
   const name = spec.name ?? (exportName !== "default" ? exportName : path.basename(spec.module).replace(/\.[^.]*$/, ""));
-  return { name, weight: spec.weight ?? 1, fn: (ctx) => userFn(ctx, options) };
+  return isolatedUserReward({
+    name,
+    weight: spec.weight ?? 1,
+    modulePath: spec.module,
+    configDir,
+    exportName,
+    options,
+    timeoutSeconds: opts.timeoutSeconds ?? DEFAULT_REWARD_TIMEOUT_S,
+    loadTimeoutSeconds: opts.loadTimeoutSeconds,
+  });
 }

@@ -79,6 +79,9 @@ export interface NativeBinding {
   setGradEnabled(on: boolean): void;
   getAutocast(deviceType: "cpu" | "cuda"): [boolean, number];
   setAutocast(deviceType: "cpu" | "cuda", enabled: boolean, dtype: number): void;
+  // allocator.cpp
+  allocatorInfo(): { glibc: boolean; mmapThreshold: number | null };
+  mallocTrim(): boolean;
   // runtime.cpp
   version(): NativeVersion;
   getNumThreads(): number;

@@ -55,16 +55,6 @@ export function prepareRanks(dp: DataParallel, trainable: readonly Tensor[], see
   if (dp.rank > 0) manualSeed(rankSeed(dp, seed, "global"));
 }
 
-/**
- * Lets pending events run (a SIGINT/SIGTERM handler among them): a training
- * loop whose awaits all resolve at once never reaches the event loop, so a
- * stop request would be seen only after the last step. Await it once per step
- * before reading the request.
- */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 /** The end of one optimizer step's backward passes, across ranks. */
 export class StepSync {
   private readonly grads: GradientSynchronizer | null;

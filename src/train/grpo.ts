@@ -22,12 +22,14 @@ import { Progress } from "../io/progress.js";
 import { withAdaptersDisabled } from "../nn/lora.js";
 import type { Policy } from "../policy/policy.js";
 import { LocalRollout, type RolloutBackend } from "../policy/rollout.js";
-import { buildRewardFunctions, type RewardSpec } from "../rewards/registry.js";
-import { DataParallel, Generator, keep, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
+import { describeImageCache, imageCacheMetrics } from "../policy/image_cache.js";
+import { buildRewardFunctions, closeRewardFunctions, type RewardSpec } from "../rewards/registry.js";
+import { DataParallel, Generator, keep, liveTensors, noGrad, type Tensor, tensor, tidy } from "../torch/index.js";
+import { yieldToEventLoop } from "../torch/event_loop.js";
 import { clipGradNorm } from "../torch/optim/index.js";
-import { resolveResume } from "./checkpoint.js";
+import { removeStaleTemporaries, resolveResume } from "./checkpoint.js";
 import { completionRecords, pickCompletionRows } from "./completion_samples.js";
-import { mainLog, prepareRanks, rankSeed, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, yieldToEventLoop } from "./data_parallel.js";
+import { mainLog, prepareRanks, rankSeed, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync } from "./data_parallel.js";
 import { anyZeroVariance, drawReplacements, gatherSummary, promptStreamSeed, shardPrompts, summarizeRound, zeroVarianceFraction } from "./grpo_dp.js";
 import { grpoLoss } from "./grpo_math.js";
 import { batchConfusion, completionLogProbs, disposeRound, generateRound, lengthStats, mergeRounds, PromptSampler, rewardStats, type Round, subRound } from "./grpo_round.js";
@@ -44,6 +46,7 @@ import {
   saveFinalModel,
   seedEverything,
   StopRequest,
+  type StopSignal,
 } from "./session.js";
 import { describeStall, type Stall, StallDetector, TrainingStalledError } from "./stall.js";
 
@@ -82,6 +85,8 @@ export interface GrpoResult {
   stalls: Stall[];
   /** eval/* of every held-out evaluation, by step. */
   evals: { step: number; metrics: Record<string, number> }[];
+  /** The signal that stopped the run (its checkpoint saved), or null. */
+  interruptedBy: StopSignal | null;
 }
 
 /** A pass's sums over this rank's groups (token-weighted where a mean is wanted); summed over ranks by StepSync. */
@@ -218,7 +223,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
   // ---- validation: nothing is written to output_dir before all of it passes ------
   if (g.beta > 0 && !cfg.lora.enabled) throw new Error("grpo: beta > 0 needs LoRA (lora.enabled: true): the reference policy is the base weights with the adapters switched off");
   // Rank 0 checks the folder and the checkpoint; the others follow what it restores.
-  const ref = dp.isMain ? resolveResume(opts.resume, runDir) : null;
+  const ref = dp.isMain ? resolveResume(opts.resume, runDir, log) : null;
   const plan = dp.isMain
     ? planOutputDir(runDir, {
         command: "grpo",
@@ -232,7 +237,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
   const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`grpo: the train split of ${cfg.data.path} is empty`);
   const evalSet = heldOutSample(splits.val, g.eval_examples, cfg.seed);
-  const fns = await buildRewardFunctions(g.rewards as RewardSpec[], { configDir: opts.configDir });
+  const fns = await buildRewardFunctions(g.rewards as RewardSpec[], { configDir: opts.configDir, timeoutSeconds: g.reward_timeout_s });
   const policy = await loadTrainingPolicy(cfg, { freezeVision: true });
   let optimizer: ReturnType<typeof makeOptimizer> | undefined;
   let logs: RunLogger | undefined;
@@ -259,6 +264,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
     // ---- the run folder ----------------------------------------------------------------
     const applied = describeChanges(changes, step);
     if (plan) {
+      for (const line of removeStaleTemporaries(runDir)) log(`grpo: ${line}`);
       prepareOutputDir(runDir, plan);
       writeRunConfig(runDir, cfg, "grpo", applied.length ? [`resumed at step ${step} from ${resumed!.path}; changed: ${applied.join("; ")}`] : []);
       if (plan.kind === "overwrite") log(`grpo: cleared ${runDir} (--overwrite)`);
@@ -285,7 +291,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
       log(`grpo: step ${at} held-out eval (${m["eval/n"]} val images): recall ${f("eval/recall")}, FPR ${f("eval/fpr")}, unparseable ${f("eval/unparseable_rate")}`);
     };
 
-    stop = new StopRequest();
+    stop = new StopRequest({ graceSeconds: cfg.stop_timeout_s, label: "grpo" });
     const stallDetector = new StallDetector(g.stall_steps);
     const stalls: Stall[] = [];
     const stepSync = new StepSync(dp, policy.trainable, cfg.distributed);
@@ -356,7 +362,11 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
           };
           if (pass.klMean !== null) m["train/kl"] = pass.klMean;
           if (pass.entropy !== null) m["train/entropy"] = pass.entropy;
-          Object.assign(m, rewardStats(summary), batchConfusion(summary), lengthStats(summary.lengths, summary.truncated));
+          Object.assign(m, rewardStats(summary), batchConfusion(summary), lengthStats(summary.lengths, summary.truncated), imageCacheMetrics(policy.encoder.cacheStats()));
+          // Memory, to catch growth in long runs: resident set, V8's heap, live tensor handles.
+          m["perf/rss_mib"] = process.memoryUsage.rss() / 2 ** 20;
+          m["perf/js_heap_mib"] = process.memoryUsage().heapUsed / 2 ** 20;
+          m["perf/live_tensors"] = liveTensors();
           const stall = stallDetector.observe({ step, zeroVarianceFraction: trainedZeroVar, unparseableRate: m["batch/unparseable_rate"], gradNorm, lossGroups: globalLossGroups });
           if (step % g.log_every === 0 || step === g.steps || stall) logs.log(step, m);
           if ((g.log_completions_every > 0 && step % g.log_completions_every === 0) || stall) logs.completions(step, sampleRecords(step, round, G, g.log_completions_count));
@@ -393,7 +403,9 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
         disposeRound(round);
       }
 
-      await yieldToEventLoop(); // so that a Ctrl-C handler has run before the ranks agree on stopping
+      // One event-loop turn per step (torch/event_loop.ts): frees released tensor handles and runs
+      // signal handlers, so that a Ctrl-C has been seen before the ranks agree on stopping.
+      await yieldToEventLoop();
       const stopNow = dp.anyTrue(stop.requested) || (opts.stopAfterSteps !== undefined && ranHere >= opts.stopAfterSteps);
       if ((g.save_every > 0 && step % g.save_every === 0) || stopNow || step >= g.steps) {
         saveCheckpointAcrossRanks(dp, runDir, step, parts, "grpo", sampler.state());
@@ -405,6 +417,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
       }
     }
     progress?.done();
+    log(`grpo: ${describeImageCache(policy.encoder.cacheStats())}`);
     let finalModelDir: string | null = null;
     if (!stoppedEarly) {
       if (g.final_eval && lastEvalStep !== step) await evaluate(step);
@@ -414,12 +427,13 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
       logs.end("success");
       ended = true;
     }
-    return { runDir, finalModelDir, steps: step, history, stoppedEarly, stalls, evals };
+    return { runDir, finalModelDir, steps: step, history, stoppedEarly, stalls, evals, interruptedBy: stop?.signal ?? null };
   } catch (e) {
     if (logs && !ended) logs.end("failure");
     throw e;
   } finally {
     stop?.dispose();
+    await closeRewardFunctions(fns);
     logs?.close();
     optimizer?.dispose();
     policy.dispose();

@@ -95,26 +95,51 @@ export function saveTrainingCheckpoint(runDir: string, step: number, parts: Chec
   );
 }
 
-/** Restores weights/adapter, optimizer, schedule and RNG from a checkpoint; returns its trainer state. */
+/** The lora.rank a checkpoint was saved with, from its config.yaml (for hints in errors), or null. */
+function savedLoraRank(dir: string): number | null {
+  try {
+    const text = fs.readFileSync(path.join(dir, "config.yaml"), "utf8");
+    const section = /^lora:[ \t]*\n((?:[ \t]+.*(?:\n|$))*)/m.exec(text)?.[1] ?? "";
+    const rank = /^[ \t]+rank:[ \t]*(\d+)/m.exec(section)?.[1];
+    return rank === undefined ? null : Number(rank);
+  } catch {
+    return null;
+  }
+}
+
+/** Restores weights/adapter, optimizer, schedule and RNG from a checkpoint; returns its trainer state. Errors name the checkpoint (and the tensor and both shapes for a mismatch). */
 export function restoreTrainingCheckpoint(ref: CheckpointRef, parts: CheckpointParts, kind: "sft" | "grpo"): TrainerState {
+  const where = `resume from ${ref.path}`;
   const state = readJson<TrainerState>(path.join(ref.path, "trainer_state.json"));
-  if (state.kind !== kind) throw new Error(`resume: ${ref.path} is a ${state.kind} checkpoint, not ${kind}`);
-  if (state.lora !== parts.policy.lora) throw new Error(`resume: ${ref.path} was saved with lora=${state.lora} but this run has lora=${parts.policy.lora}`);
+  if (state.kind !== kind) throw new Error(`${where}: it is a ${state.kind} checkpoint, not ${kind}`);
+  if (state.lora !== parts.policy.lora) throw new Error(`${where}: it was saved with lora.enabled ${state.lora} but this run has lora.enabled ${parts.policy.lora}`);
   noGrad(() => {
     if (parts.policy.lora) {
       const file = path.join(ref.path, "adapter", "adapter_model.safetensors");
       const tensors = loadSafetensors(file);
       try {
         const mods = loraModules(parts.policy.model);
+        const savedRank = savedLoraRank(ref.path);
+        const hint =
+          savedRank !== null && savedRank !== parts.cfg.lora.rank
+            ? ` (the checkpoint was saved with lora.rank ${savedRank}, this run has lora.rank ${parts.cfg.lora.rank}: resume with the settings it was saved with)`
+            : " (was it saved for another model or other LoRA settings?)";
+        // Check every key and shape before copying anything.
         for (const [p, m] of mods) {
           for (const ab of ["A", "B"] as const) {
             const key = `base_model.model.${p}.lora_${ab}.weight`;
             const t = tensors.get(key);
-            if (!t) throw new Error(`resume: ${file} lacks '${key}' (was the LoRA config changed?)`);
-            (ab === "A" ? m.lora_A : m.lora_B).weight.copy_(t);
+            if (!t) throw new Error(`${where}: ${file} lacks '${key}' (were lora.target_modules or the model changed?)`);
+            const want = (ab === "A" ? m.lora_A : m.lora_B).weight.shape;
+            if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+              throw new Error(`${where}: tensor '${key}' has shape [${t.shape.join(", ")}] in the checkpoint but [${want.join(", ")}] in this run${hint}`);
+            }
           }
         }
-        if (tensors.size !== 2 * mods.length) throw new Error(`resume: ${file} has ${tensors.size} tensors, this run's adapters need ${2 * mods.length}`);
+        if (tensors.size !== 2 * mods.length) throw new Error(`${where}: ${file} has ${tensors.size} tensors, this run's adapters need ${2 * mods.length} (were lora.target_modules changed?)`);
+        for (const [p, m] of mods) {
+          for (const ab of ["A", "B"] as const) (ab === "A" ? m.lora_A : m.lora_B).weight.copy_(tensors.get(`base_model.model.${p}.lora_${ab}.weight`)!);
+        }
       } finally {
         dispose([...tensors.values()]);
       }
@@ -125,16 +150,24 @@ export function restoreTrainingCheckpoint(ref: CheckpointRef, parts: CheckpointP
   const opt = loadSafetensors(path.join(ref.path, "optimizer.safetensors"));
   try {
     parts.optimizer.loadState(opt, state.optimizer);
+  } catch (e) {
+    throw new Error(`${where}: optimizer state: ${(e as Error).message}`, { cause: e });
   } finally {
     dispose([...opt.values()]);
   }
-  parts.scheduler.loadStateDict(state.scheduler);
+  try {
+    parts.scheduler.loadStateDict(state.scheduler);
+  } catch (e) {
+    throw new Error(`${where}: schedule: ${(e as Error).message}`, { cause: e });
+  }
   const rng = loadSafetensors(path.join(ref.path, "rng.safetensors"));
   try {
-    setRngState(rng.get("global")!);
+    const global = rng.get("global");
+    if (!global) throw new Error(`${where}: rng.safetensors has no global state`);
+    setRngState(global);
     if (parts.sampler) {
       const st = rng.get("sampler");
-      if (!st) throw new Error(`resume: ${ref.path}/rng.safetensors has no sampler state`);
+      if (!st) throw new Error(`${where}: rng.safetensors has no sampler state`);
       parts.sampler.setState(st);
     }
   } finally {
@@ -180,23 +213,8 @@ export function writeResolvedConfig(runDir: string, cfg: RunConfig, kind: string
   writeTextFileAtomic(path.join(runDir, `${kind}_config.yaml`), dumpConfig(cfg, { header: `vlm-grpo ${kind}: resolved config` }));
 }
 
-/** Ctrl-C (SIGINT/SIGTERM): the loop finishes its step, saves a checkpoint and returns. A second Ctrl-C exits at once. */
-export class StopRequest {
-  requested = false;
-  private readonly handler = (sig: NodeJS.Signals) => {
-    if (this.requested) process.exit(130);
-    this.requested = true;
-    process.stderr.write(`\n${sig}: finishing the current step, then saving a checkpoint (press Ctrl-C again to quit now)\n`);
-  };
-  constructor() {
-    process.on("SIGINT", this.handler);
-    process.on("SIGTERM", this.handler);
-  }
-  dispose(): void {
-    process.off("SIGINT", this.handler);
-    process.off("SIGTERM", this.handler);
-  }
-}
+// Signals: see stop.ts.
+export { runExitCode, SIGNAL_EXIT_CODES, type StopSignal, StopRequest } from "./stop.js";
 
 /** Thrown when a loss or gradient turns NaN/Inf: the run stops, the last good checkpoint stays. */
 export class NonFiniteLossError extends Error {}

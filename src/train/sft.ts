@@ -12,10 +12,12 @@ import { collateSft, IGNORE_INDEX } from "../policy/collate.js";
 import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
 import type { Policy } from "../policy/policy.js";
 import { DataParallel, F, noGrad, tidy } from "../torch/index.js";
+import { describeImageCache, imageCacheMetrics } from "../policy/image_cache.js";
+import { yieldToEventLoop } from "../torch/event_loop.js";
 import { clipGradNorm } from "../torch/optim/index.js";
-import { resolveResume } from "./checkpoint.js";
+import { removeStaleTemporaries, resolveResume } from "./checkpoint.js";
 import { DataCursor } from "./data_order.js";
-import { mainLog, prepareRanks, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync, yieldToEventLoop } from "./data_parallel.js";
+import { mainLog, prepareRanks, resumeAcrossRanks, saveCheckpointAcrossRanks, StepSync } from "./data_parallel.js";
 import {
   applyThreads,
   loadTrainingPolicy,
@@ -25,6 +27,7 @@ import {
   saveFinalModel,
   seedEverything,
   StopRequest,
+  type StopSignal,
 } from "./session.js";
 import { checkResumeSettings, describeChanges, readCheckpointConfig, reapplyOptimizerSettings } from "./resume_settings.js";
 import { planOutputDir, prepareOutputDir } from "./run_dir.js";
@@ -56,6 +59,8 @@ export interface SftResult {
   losses: number[];
   valLoss: number | null;
   stoppedEarly: boolean;
+  /** The signal that stopped the run (its checkpoint saved), or null. */
+  interruptedBy: StopSignal | null;
 }
 
 /** Mean target-token cross-entropy of a micro-batch's logits, summed (divide by the step's token count). */
@@ -118,7 +123,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
   // Validation first: nothing is written to output_dir before the folder plan, the
   // resumed settings, the data and the model have been checked. Rank 0 checks the
   // folder and the checkpoint; the others follow what it restores.
-  const ref = dp.isMain ? resolveResume(opts.resume, runDir) : null;
+  const ref = dp.isMain ? resolveResume(opts.resume, runDir, log) : null;
   const plan = dp.isMain
     ? planOutputDir(runDir, {
         command: "sft",
@@ -160,6 +165,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
   const parts = { policy, optimizer, scheduler, cfg };
   const applied = describeChanges(changes, step);
   if (plan) {
+    for (const line of removeStaleTemporaries(runDir)) log(`sft: ${line}`);
     prepareOutputDir(runDir, plan);
     writeRunConfig(runDir, cfg, "sft", applied.length ? [`resumed at step ${step} from ${resumedFrom}; changed: ${applied.join("; ")}`] : []);
     if (plan.kind === "overwrite") log(`sft: cleared ${runDir} (--overwrite)`);
@@ -173,7 +179,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       (dp.enabled ? `; ${dp.worldSize} processes, ${sc.micro_batch_size * sc.grad_accum} examples each per step` : ""),
   );
   const sinks = openRunLogs(dp, runDir, cfg);
-  const stop = new StopRequest();
+  const stop = new StopRequest({ graceSeconds: cfg.stop_timeout_s, label: "sft" });
   const stepSync = new StepSync(dp, policy.trainable, cfg.distributed);
   const progress = opts.progress === false || !dp.isMain ? null : new Progress({ total: totalSteps - step, label: "sft", unit: "step" });
   const losses: number[] = [];
@@ -199,7 +205,9 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
         loss.backward();
         loss.dispose();
       }
-      await yieldToEventLoop(); // so that a Ctrl-C handler has run before the ranks agree on stopping
+      // One event-loop turn per step (torch/event_loop.ts): frees released tensor handles and runs
+      // signal handlers, so that a Ctrl-C has been seen before the ranks agree on stopping.
+      await yieldToEventLoop();
       const synced = stepSync.finish([lossSum], stop.requested);
       lossSum = synced.sums[0];
       const gradNorm = clipGradNorm(policy.trainable, sc.max_grad_norm > 0 ? sc.max_grad_norm : Infinity);
@@ -215,7 +223,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       stepSync.checkWeights(step);
       losses.push(lossSum);
       const seconds = (performance.now() - t0) / 1000;
-      const metrics: Record<string, number> = { "train/loss": lossSum, "train/lr": scheduler.lastLr()[0], "train/grad_norm": gradNorm, "train/epoch": cursor.epoch + cursor.index / splits.train.length, "perf/step_seconds": seconds, "perf/examples_per_second": perStep / seconds, ...stepSync.metrics() };
+      const metrics: Record<string, number> = { "train/loss": lossSum, "train/lr": scheduler.lastLr()[0], "train/grad_norm": gradNorm, "train/epoch": cursor.epoch + cursor.index / splits.train.length, "perf/step_seconds": seconds, "perf/examples_per_second": perStep / seconds, "perf/rss_mib": process.memoryUsage.rss() / 2 ** 20, ...imageCacheMetrics(policy.encoder.cacheStats()), ...stepSync.metrics() };
       if (step % sc.log_every === 0 || step === totalSteps) sinks.log(step, metrics);
       progress?.tick(1, { loss: lossSum, lr: scheduler.lastLr()[0] });
       if (sc.eval_every > 0 && step % sc.eval_every === 0 && step < totalSteps) {
@@ -236,6 +244,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       }
     }
     progress?.done();
+    log(`sft: ${describeImageCache(policy.encoder.cacheStats())}`);
     let valLoss: number | null = null;
     let finalModelDir: string | null = null;
     if (!stoppedEarly) {
@@ -249,7 +258,7 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       log(`sft: model written to ${finalModelDir}`);
     }
     if (!stoppedEarly) sinks.end("success");
-    return { runDir, finalModelDir, steps: step, losses, valLoss, stoppedEarly };
+    return { runDir, finalModelDir, steps: step, losses, valLoss, stoppedEarly, interruptedBy: stop.signal };
   } catch (e) {
     sinks.end("failure");
     throw e;

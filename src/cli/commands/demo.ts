@@ -18,6 +18,7 @@ import { readJsonl } from "../../io/sinks/jsonl.js";
 import { initModel } from "../../models/init_model.js";
 import { runGrpo } from "../../train/grpo.js";
 import { runSft } from "../../train/sft.js";
+import { runExitCode } from "../../train/stop.js";
 import { writeTextFileAtomic } from "../../io/atomic.js";
 import { flag, has, parseArgs, UsageError } from "../args.js";
 
@@ -110,10 +111,13 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   console.log(`${stamp()} demo: 3/5 SFT warm-up`);
   // A demo re-run starts its stages afresh (as its data and base model are drawn anew).
   const sft = await runSft(cfgFor(baseDir, path.join(out, "sft")), { overwrite: true });
-  const sftModel = sft.finalModelDir!;
+  // A stage a signal stopped ends the demo with that signal's exit code (130 / 143).
+  if (!sft.finalModelDir) return runExitCode(sft, (l) => console.error(`vlm-grpo demo: sft: ${l}`));
+  const sftModel = sft.finalModelDir;
 
   console.log(`${stamp()} demo: 4/5 GRPO with the recall-first reward (TP +1, FN -1, FP -0.2, TN +0.1)`);
   const grpo = await runGrpo(cfgFor(sftModel, path.join(out, "grpo")), { overwrite: true });
+  if (!grpo.finalModelDir) return runExitCode(grpo, (l) => console.error(`vlm-grpo demo: grpo: ${l}`));
   const targets: EvalTarget[] = [
     { name: "base", model: baseDir },
     { name: "sft", model: sftModel },
@@ -126,7 +130,8 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   if (ablation === "symmetric") {
     console.log(`${stamp()} demo: 4b/5 ablation: GRPO with a symmetric reward (+1/-1 both ways)`);
     const sym = await runGrpo(cfgFor(sftModel, path.join(out, "grpo-symmetric"), (r) => ((r.grpo as Record<string, unknown>).rewards = [SYMMETRIC_REWARD, { name: "format" }])), { overwrite: true });
-    targets.push({ name: "grpo_symmetric", model: sym.finalModelDir! });
+    if (!sym.finalModelDir) return runExitCode(sym, (l) => console.error(`vlm-grpo demo: grpo-symmetric: ${l}`));
+    targets.push({ name: "grpo_symmetric", model: sym.finalModelDir });
     logs.push({ name: "grpo_symmetric", file: path.join(out, "grpo-symmetric", "metrics.jsonl") });
   }
 

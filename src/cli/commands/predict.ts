@@ -134,7 +134,7 @@ export async function predictCommand(argv: readonly string[]): Promise<number> {
   const say = (s: string) => {
     if (dp.isMain) process.stderr.write(s);
   };
-  const policy = await loadPolicy({ modelDir: model, adapterDir: lora, prompt, device: cfg.device, dtype, cacheImages: false, maxPixels });
+  const policy = await loadPolicy({ modelDir: model, adapterDir: lora, prompt, device: cfg.device, dtype, imageCache: false, maxPixels });
   let out: { write(s: string): void; close(): void };
   if (!dp.isMain) out = { write: () => {}, close: () => {} };
   else if (flag(p, "out")) {

@@ -10,6 +10,7 @@ import { runSft } from "../../train/sft.js";
 import { TrainingStalledError } from "../../train/stall.js";
 import { flag, has, parseArgs, UsageError } from "../args.js";
 import { runDataParallel } from "../distributed.js";
+import { runExitCode } from "../../train/stop.js";
 
 const TRAIN_FLAGS = { config: { value: true }, resume: { value: true }, overwrite: { value: false }, help: { value: false } } as const;
 
@@ -64,7 +65,8 @@ export async function sftCommand(argv: readonly string[]): Promise<number> {
   return runDataParallel("sft", r.cfg, async (dp, cfg) => {
     const res = await runSft(cfg, { resume: r.resume, overwrite: r.overwrite, configFile: r.configFile, dp });
     if (dp.isMain) console.log(res.stoppedEarly ? `sft stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints` : `sft done: ${res.steps} steps; model in ${res.finalModelDir}`);
-    return 0;
+    // Rank 0 writes the final model (after this returns, behind a barrier): the others' code follows only a signal.
+    return dp.isMain || res.interruptedBy ? runExitCode(res, (l) => console.error(`vlm-grpo sft: ${l}`)) : 0;
   });
 }
 
@@ -73,12 +75,13 @@ export async function grpoCommand(argv: readonly string[]): Promise<number> {
   if (!r) return 0;
   return runDataParallel("grpo", r.cfg, async (dp, cfg) => {
     const res = await runGrpo(cfg, { resume: r.resume, overwrite: r.overwrite, configDir: r.configDir, configFile: r.configFile, dp });
-    if (!dp.isMain) return 0;
-    if (res.stoppedEarly) console.log(`grpo stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints`);
-    else {
-      const warn = res.stalls.length ? ` (warning: no learning signal for ${res.stalls.map((s) => `steps ${s.step - s.steps + 1}-${s.step}`).join(", ")}; see the log)` : "";
-      console.log(`grpo done: ${res.steps} steps; model in ${res.finalModelDir}${warn}`);
+    if (dp.isMain) {
+      if (res.stoppedEarly) console.log(`grpo stopped at step ${res.steps}; checkpoints in ${res.runDir}/checkpoints`);
+      else {
+        const warn = res.stalls.length ? ` (warning: no learning signal for ${res.stalls.map((s) => `steps ${s.step - s.steps + 1}-${s.step}`).join(", ")}; see the log)` : "";
+        console.log(`grpo done: ${res.steps} steps; model in ${res.finalModelDir}${warn}`);
+      }
     }
-    return 0;
+    return dp.isMain || res.interruptedBy ? runExitCode(res, (l) => console.error(`vlm-grpo grpo: ${l}`)) : 0;
   });
 }

@@ -2,6 +2,7 @@
 // norm of all gradients taken together as one vector; every gradient is
 // scaled in place by min(1, maxNorm / (total + 1e-6)). All in tensor ops.
 import { noGrad } from "../autograd.js";
+import { tidy } from "../scope.js";
 import { stack } from "../ops/shape.js";
 import { Tensor } from "../tensor.js";
 import { foreachMulList_, foreachNorm } from "./optimizer.js";
@@ -27,33 +28,32 @@ export function clipGradNorm(params: readonly Tensor[] | Tensor, maxNorm: number
     if (g !== null) grads.push(g);
   }
   if (grads.length === 0) return 0;
-  const temps: Tensor[] = [];
   try {
-    return noGrad(() => {
-      let total: Tensor;
-      if (normType === Infinity) {
-        const maxes = grads.map((g) => g.abs().max());
-        temps.push(...maxes);
-        total = maxes.length === 1 ? maxes[0] : stack(maxes).max();
-      } else {
-        const norms = foreachNorm(grads, normType);
-        temps.push(...norms);
-        total = stack(norms).norm(normType);
-      }
-      temps.push(total);
-      const totalValue = total.itemNumber();
-      if (opts.errorIfNonfinite && !Number.isFinite(totalValue)) {
-        throw new Error(`clipGradNorm: the total norm of order ${normType} of the gradients is ${totalValue}, so it cannot be clipped`);
-      }
-      // PyTorch computes the coefficient as tensor ops (float / tensor is
-      // reciprocal(tensor) * float) and always multiplies; multiplying by a
-      // coefficient clamped to exactly 1 changes nothing, so that is skipped.
-      const coef = total.add(1e-6).reciprocal().mul(maxNorm).clamp(null, 1.0);
-      temps.push(coef);
-      if (coef.itemNumber() !== 1) foreachMulList_(grads, grads.map(() => coef));
-      return totalValue;
-    });
+    // tidy: every intermediate (the stacked norms, the coefficient's chain) is
+    // freed here, also when the caller has no scope open (the trainers call
+    // this outside one); before, four handles per call were left to the GC.
+    return noGrad(() =>
+      tidy(() => {
+        let total: Tensor;
+        if (normType === Infinity) {
+          const maxes = grads.map((g) => g.abs().max());
+          total = maxes.length === 1 ? maxes[0] : stack(maxes).max();
+        } else {
+          total = stack(foreachNorm(grads, normType)).norm(normType);
+        }
+        const totalValue = total.itemNumber();
+        if (opts.errorIfNonfinite && !Number.isFinite(totalValue)) {
+          throw new Error(`clipGradNorm: the total norm of order ${normType} of the gradients is ${totalValue}, so it cannot be clipped`);
+        }
+        // PyTorch computes the coefficient as tensor ops (float / tensor is
+        // reciprocal(tensor) * float) and always multiplies; multiplying by a
+        // coefficient clamped to exactly 1 changes nothing, so that is skipped.
+        const coef = total.add(1e-6).reciprocal().mul(maxNorm).clamp(null, 1.0);
+        if (coef.itemNumber() !== 1) foreachMulList_(grads, grads.map(() => coef));
+        return totalValue;
+      }),
+    );
   } finally {
-    for (const t of [...temps, ...grads]) t.dispose();
+    for (const g of grads) g.dispose();
   }
 }
