@@ -367,6 +367,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
               epsilonLow: g.epsilon,
               epsilonHigh: g.epsilon_high ?? g.epsilon,
               beta: g.beta,
+              biasCorrectionKl: g.use_bias_correction_kl,
               lossType: g.loss_type,
               maxCompletionLength: g.max_completion_length,
               numItemsInBatch: Math.max(1, totalTokens),
