@@ -22,6 +22,7 @@ import { type Idefics3ForConditionalGeneration, type ImageInputs, loadPretrained
 import { arange, type Tensor, tidy } from "../../src/torch/index.js";
 import { peerSkip, runPython, scratch } from "./helpers/bridge.js";
 import { vlmGrpo } from "./helpers/cli.js";
+import { maxAbsAtRealPositions } from "./helpers/folders.js";
 
 const LOGITS_ATOL = 1e-5;
 const NEW_TOKENS = 16;
@@ -55,15 +56,6 @@ before(() => {
   vlmGrpo(["init-model", "--arch", "idefics3", "--preset", "tiny", "--out", tok, "--seed", "1"]);
   variants = runPython<{ variants: Record<string, Variant> }>("idefics3_hf_models.py", { tokenizer_dir: tok, out: path.join(work.dir, "hf") }, { dir: work.dir }).response.variants;
 });
-
-/** Max |a - b| over positions where mask [B, T] is 1; logits [B, T, V]. */
-function maxAbsAtRealPositions(a: Tensor, b: Tensor, mask: Tensor): number {
-  return tidy(() => {
-    assert.deepEqual(a.shape, b.shape, "logits shape");
-    const keep = mask.ne(0).unsqueeze(-1);
-    return a.sub(b).abs().maskedFill(keep.logicalNot(), 0).max().item() as number;
-  });
-}
 
 /** Our forward on a scenario file's inputs (positions: the file's, or our default when `defaultPositions`). */
 async function oursLogits(dir: string, file: string, positions: "file" | "default" | "arange" = "file") {
