@@ -160,6 +160,7 @@ export interface StoredTieConflict {
  * checkpoint that stores both, e.g. converted from .bin) tie as usual.
  */
 export function storedTieConflicts(model: Module & { config?: FamilyConfig }, dir: string): StoredTieConflict[] {
+  if (model.allParameterPaths().length === model.namedParameters().length) return []; // nothing tied: nothing to read
   const folder = SafetensorsFolder.open(dir);
   const params = checkpointParameters(model);
   const sourceOf = new Map<Tensor, string>([...params].map(([k, t]) => [t, k]));

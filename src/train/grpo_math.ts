@@ -18,7 +18,7 @@
 //  - clip: l_t = -min(r_t A, clip(r_t, 1 - epsLow, 1 + epsHigh) A)
 //    (optionally r_t capped at `delta` first: TRL's two-sided clipping).
 //  - KL: + beta * k3, k3 = exp(ref - logp) - (ref - logp) - 1 per token;
-//    with biasCorrectionKl, + beta * k3 * r_t instead (TRL >= 1.x's
+//    with biasCorrectionKl, + beta * k3 * r_t instead (TRL's
 //    use_bias_correction_kl, on by default in TRL 1.13's GRPOConfig): the
 //    ratio before any `delta` cap, per token or the sequence's at sequence
 //    level. r_t is differentiable, so even on-policy (r_t = 1) the KL

@@ -10,7 +10,9 @@
 //     different sizes and a left-padded batch of two; our processor (chat
 //     template from the folder, image processor, <|image_pad|> expansion) gives
 //     identical prompt text, input ids, attention mask, pixel_values (max
-//     difference 0) and image_grid_thw on the same PNG files.
+//     difference 0) and image_grid_thw on the same PNG files; tying edge
+//     cases (a config that ties over a stored, different lm_head; text_config's
+//     flag alone, which Qwen's config forwards) decided as transformers does.
 //   ours -> transformers / PEFT: folders written by our init-model (both
 //     families) and by a 2-step SFT with LoRA (Qwen2.5-VL, merged) load with
 //     AutoModelForImageTextToText.from_pretrained with no missing / unexpected
@@ -86,8 +88,17 @@ interface AdapterCheck {
   lora_modules: number;
   file: string;
 }
+interface TieVariant {
+  dir: string;
+  family: Family;
+  file: string;
+  load_messages: string[];
+  loading_info: Record<string, string[]>;
+  tied: boolean;
+}
 interface PeerResponse {
   hf: Record<Family, HfFamily>;
+  tie_variants: Record<string, TieVariant>;
   models: Record<string, ModelCheck>;
   adapters: Record<string, AdapterCheck>;
 }
@@ -215,6 +226,33 @@ for (const family of FAMILIES) {
     }
   });
 }
+
+describe("lm_head tying as transformers 5.x decides it, Qwen checkpoints", { skip }, () => {
+  for (const [name, wantTied] of [
+    ["lm_head-stored-differs", false],
+    ["text-config-tie", true],
+  ] as const) {
+    test(`${name}: ours ties exactly when transformers does, warns when it warns, and gives its logits within ${LOGITS_ATOL}`, async (t) => {
+      const v = peer.tie_variants[name];
+      assert.equal(v.tied, wantTied, "transformers' decision (the case is what its name says)");
+      for (const k of ["missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"]) assert.deepEqual(v.loading_info[k], [], `${k}`);
+      const theirsWarn = v.load_messages.some((x) => /NOT tie/.test(x));
+      assert.equal(theirsWarn, !wantTied, `transformers' messages: ${v.load_messages.join(" | ")}`);
+      const warnings: string[] = [];
+      const { model } = await loadPretrained(v.dir, { dtype: "float32", onWarning: (m) => warnings.push(m) });
+      try {
+        const m = model as unknown as { lm_head: { weight: Tensor }; model: { language_model: { embed_tokens: { weight: Tensor } } } };
+        assert.equal(m.lm_head.weight === m.model.language_model.embed_tokens.weight, v.tied, "ours tied");
+        assert.equal(warnings.some((x) => /loading them untied/.test(x)), theirsWarn, `our warnings: ${warnings.join(" | ")}`);
+      } finally {
+        model.dispose();
+      }
+      const d = await compareFolderLogits(v.dir, v.file);
+      t.diagnostic(`max |ours - transformers| ${d.toExponential(2)}`);
+      assert.ok(d <= LOGITS_ATOL, `max |ours - transformers eager| = ${d} > ${LOGITS_ATOL}`);
+    });
+  }
+});
 
 describe("our Qwen folders in transformers and PEFT", { skip }, () => {
   for (const name of ["init-model qwen2_vl", "init-model qwen2_5_vl", "sft-lora-merged qwen2_5_vl"]) {

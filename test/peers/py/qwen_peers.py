@@ -182,12 +182,50 @@ def check_adapter(a, files, out):
             "file": logits_file(model, processor, files, os.path.join(out, f"{a['name']}.safetensors"))}
 
 
+# Tying edge cases (transformers 5.x's rules, judged on copies of the saved checkpoints):
+#   lm_head-stored-differs: Qwen2-VL's untied save with a config that says tied: transformers
+#     warns and does NOT tie (the stored lm_head differs from the embeddings);
+#   text-config-tie: Qwen2.5-VL's tied save (no lm_head stored) with the top-level flag false and
+#     text_config's true: Qwen2-VL's config forwards text_config's flag (pre-v5 layout), so it ties.
+TIE_VARIANTS = {"lm_head-stored-differs": ("qwen2_vl", {"tie_word_embeddings": True}, None),
+                "text-config-tie": ("qwen2_5_vl", {"tie_word_embeddings": False}, {"tie_word_embeddings": True})}
+
+
+@torch.no_grad()
+def run_tie_variant(name, hf, files, out):
+    import json
+    import shutil
+
+    family, top, text = TIE_VARIANTS[name]
+    vdir = os.path.join(out, f"{family}-{name}")
+    shutil.copytree(hf[family]["dir"], vdir)
+    with open(os.path.join(vdir, "config.json"), encoding="utf8") as f:
+        cfg = json.load(f)
+    cfg.update(top)
+    if text is not None:
+        cfg["text_config"].update(text)
+    with open(os.path.join(vdir, "config.json"), "w", encoding="utf8") as f:
+        json.dump(cfg, f, indent=2)
+    with capture() as messages:
+        model, info = AutoModelForImageTextToText.from_pretrained(vdir, dtype=torch.float32, attn_implementation="eager", output_loading_info=True)
+    model.eval()
+    _, batch = encode(processor_of(family, vdir), SCENARIOS["one_image"], files)
+    file = os.path.join(out, f"{family}-{name}.safetensors")
+    save_file({"input_ids": batch["input_ids"].contiguous(), "attention_mask": batch["attention_mask"].contiguous(),
+               "pixel_values": batch["pixel_values"].float().contiguous(), "image_grid_thw": batch["image_grid_thw"].contiguous(),
+               "logits": model(**batch).logits.float().contiguous()}, file)
+    return {"dir": vdir, "family": family, "file": file, "load_messages": messages,
+            "loading_info": {k: sorted(map(str, v)) for k, v in info.items()},
+            "tied": model.lm_head.weight.data_ptr() == model.model.language_model.embed_tokens.weight.data_ptr()}
+
+
 def handle(req, work):
     out = req["out"]
     os.makedirs(out, exist_ok=True)
     files = draw_images(out)
-    return {"images": files,
-            "hf": {f: run_family(f, d, files, out) for f, d in req.get("tokenizer_dirs", {}).items()},
+    hf = {f: run_family(f, d, files, out) for f, d in req.get("tokenizer_dirs", {}).items()}
+    return {"images": files, "hf": hf,
+            "tie_variants": {v: run_tie_variant(v, hf, files, out) for v in TIE_VARIANTS if TIE_VARIANTS[v][0] in hf},
             "models": {m["name"]: check_model(m, files, out) for m in req.get("models", [])},
             "adapters": {a["name"]: check_adapter(a, files, out) for a in req.get("adapters", [])}}
 
