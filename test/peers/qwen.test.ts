@@ -14,7 +14,7 @@
 //     cases (a config that ties over a stored, different lm_head; text_config's
 //     flag alone, which Qwen's config forwards) decided as transformers does.
 //   ours -> transformers / PEFT: folders written by our init-model (both
-//     families) and by a 2-step SFT with LoRA (Qwen2.5-VL, merged) load with
+//     families) and by a 2-step SFT with LoRA (each family, merged) load with
 //     AutoModelForImageTextToText.from_pretrained with no missing / unexpected
 //     / mismatched keys and no loading message about keys, with logits within
 //     1e-5 of ours on a left-padded batch with images; the LoRA adapter folder
@@ -119,14 +119,17 @@ before(() => {
     vlmGrpo(["init-model", "--arch", f, "--preset", "tiny", "--out", tokDirs[f], "--seed", String(i + 1), "--init-std", "0.1"]);
   });
   vlmGrpo(["data", "synth", "--out", w("data"), "--n", "24", "--image-size", "32", "--seed", "1"]);
-  vlmGrpo(["sft", "--config", writeRunConfig(work.dir, "sft-lora", tokDirs.qwen2_5_vl, path.join(w("data"), "manifest.jsonl"), true, { sft: TINY_SFT })]);
-  Object.assign(oursDirs, { "init-model qwen2_vl": tokDirs.qwen2_vl, "init-model qwen2_5_vl": tokDirs.qwen2_5_vl, "sft-lora-merged qwen2_5_vl": w("sft-lora/final") });
+  for (const f of FAMILIES) {
+    vlmGrpo(["sft", "--config", writeRunConfig(work.dir, `sft-lora-${f}`, tokDirs[f], path.join(w("data"), "manifest.jsonl"), true, { sft: TINY_SFT })]);
+    oursDirs[`init-model ${f}`] = tokDirs[f];
+    oursDirs[`sft-lora-merged ${f}`] = w(`sft-lora-${f}/final`);
+  }
   peer = runPython<PeerResponse>(
     "qwen_peers.py",
     {
       tokenizer_dirs: tokDirs,
       models: Object.entries(oursDirs).map(([name, dir]) => ({ name, dir })),
-      adapters: [{ name: "sft-lora-adapter", dir: w("sft-lora/final-adapter") }],
+      adapters: FAMILIES.map((f) => ({ name: `sft-lora-adapter ${f}`, dir: w(`sft-lora-${f}/final-adapter`) })),
       out: w("py"),
     },
     { dir: work.dir },
@@ -255,7 +258,7 @@ describe("lm_head tying as transformers 5.x decides it, Qwen checkpoints", { ski
 });
 
 describe("our Qwen folders in transformers and PEFT", { skip }, () => {
-  for (const name of ["init-model qwen2_vl", "init-model qwen2_5_vl", "sft-lora-merged qwen2_5_vl"]) {
+  for (const name of FAMILIES.flatMap((f) => [`init-model ${f}`, `sft-lora-merged ${f}`])) {
     test(`${name}: from_pretrained with no key complaints, logits within ${LOGITS_ATOL}`, async (t) => {
       const m = peer.models[name];
       assert.equal(m.class, CLASSES[name.endsWith("qwen2_vl") ? "qwen2_vl" : "qwen2_5_vl"]);
@@ -267,20 +270,22 @@ describe("our Qwen folders in transformers and PEFT", { skip }, () => {
     });
   }
 
-  test(`sft-lora-adapter: PeftModel.from_pretrained holds every stored tensor; base + adapter logits = our merged folder within ${LOGITS_ATOL}`, async (t) => {
-    const a = peer.adapters["sft-lora-adapter"];
-    assert.equal(a.peft_type, "PeftType.LORA");
-    assert.equal(a.r, 4);
-    assert.equal(a.lora_alpha, 8);
-    assert.ok(a.lora_modules > 0, "PEFT wrapped some modules");
-    assert.deepEqual(a.stored_keys_missing_in_peft, [], "adapter file keys PEFT did not take");
-    assert.deepEqual(a.peft_keys_missing_in_file, [], "PEFT keys the file lacks");
-    assert.equal(a.max_abs_diff_loaded_vs_file, 0, "PEFT's LoRA tensors are the file's");
-    // lora_B starts at 0: a trained adapter must have moved it, else base + adapter = base trivially.
-    assert.ok(a.lora_B_max_abs > 1e-4, `lora_B max |value| ${a.lora_B_max_abs}: the adapter did not train`);
-    assert.deepEqual(a.load_messages.filter((x) => KEY_MESSAGE.test(x)), [], "PEFT loading messages");
-    const d = await compareFolderLogits(oursDirs["sft-lora-merged qwen2_5_vl"], a.file);
-    t.diagnostic(`max |ours merged - PEFT| ${d.toExponential(2)}`);
-    assert.ok(d <= LOGITS_ATOL, `max |ours merged - PEFT base+adapter| = ${d} > ${LOGITS_ATOL}`);
-  });
+  for (const family of FAMILIES) {
+    test(`sft-lora-adapter ${family}: PeftModel.from_pretrained holds every stored tensor; base + adapter logits = our merged folder within ${LOGITS_ATOL}`, async (t) => {
+      const a = peer.adapters[`sft-lora-adapter ${family}`];
+      assert.equal(a.peft_type, "PeftType.LORA");
+      assert.equal(a.r, 4);
+      assert.equal(a.lora_alpha, 8);
+      assert.ok(a.lora_modules > 0, "PEFT wrapped some modules");
+      assert.deepEqual(a.stored_keys_missing_in_peft, [], "adapter file keys PEFT did not take");
+      assert.deepEqual(a.peft_keys_missing_in_file, [], "PEFT keys the file lacks");
+      assert.equal(a.max_abs_diff_loaded_vs_file, 0, "PEFT's LoRA tensors are the file's");
+      // lora_B starts at 0: a trained adapter must have moved it, else base + adapter = base trivially.
+      assert.ok(a.lora_B_max_abs > 1e-4, `lora_B max |value| ${a.lora_B_max_abs}: the adapter did not train`);
+      assert.deepEqual(a.load_messages.filter((x) => KEY_MESSAGE.test(x)), [], "PEFT loading messages");
+      const d = await compareFolderLogits(oursDirs[`sft-lora-merged ${family}`], a.file);
+      t.diagnostic(`max |ours merged - PEFT| ${d.toExponential(2)}`);
+      assert.ok(d <= LOGITS_ATOL, `max |ours merged - PEFT base+adapter| = ${d} > ${LOGITS_ATOL}`);
+    });
+  }
 });
