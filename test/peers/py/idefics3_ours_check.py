@@ -10,7 +10,6 @@ Response: {"models": {name: {...}}, "adapters": {name: {...}}} with transformers
 loading_info, every message logged or warned while loading, and (adapters) how
 PEFT's loaded LoRA weights compare with the adapter file.
 """
-import json
 import logging
 import os
 import warnings

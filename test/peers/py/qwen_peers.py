@@ -16,14 +16,18 @@ Request: {"tokenizer_dirs": {family: dir}, "models": [{"name", "dir"}],
 Writes <out>/img_*.png, <out>/<family>/ (the checkpoint), <out>/<family>.<scenario>.safetensors
 (input_ids, attention_mask, pixel_values, image_grid_thw, logits, greedy_ids) and
 <out>/<name>.safetensors for our folders (inputs and logits).
-Response: {"images": {name: file}, "hf": {family: {...}}, "models": {...}, "adapters": {...}}
+Also two tying edge cases on copies of those checkpoints (TIE_VARIANTS), with
+transformers' tie decision, loading messages and logits.
+Response: {"images": {name: file}, "hf": {family: {...}}, "tie_variants": {...}, "models": {...}, "adapters": {...}}
 
 The Qwen processors want a video processor, and transformers' needs
 torchvision (not in the peer venv): a bare BaseVideoProcessor stands in, as in
 scripts/fixtures/make_qwen_fixtures.py; only images are used.
 """
+import json
 import math
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -193,9 +197,6 @@ TIE_VARIANTS = {"lm_head-stored-differs": ("qwen2_vl", {"tie_word_embeddings": T
 
 @torch.no_grad()
 def run_tie_variant(name, hf, files, out):
-    import json
-    import shutil
-
     family, top, text = TIE_VARIANTS[name]
     vdir = os.path.join(out, f"{family}-{name}")
     shutil.copytree(hf[family]["dir"], vdir)
