@@ -109,6 +109,10 @@ export const runConfigSchema = s.object({
     warmup_ratio: s.number({ min: 0, max: 1, default: 0, doc: "share of steps spent warming up" }),
     max_grad_norm: s.number({ min: 0, default: 1, doc: "global-norm gradient clipping (0 = off)" }),
     beta: s.number({ min: 0, default: 0, doc: "KL coefficient to the reference (base weights, LoRA off); 0 = no KL" }),
+    use_bias_correction_kl: s.boolean({
+      default: true,
+      doc: "multiply the per-token KL by the importance ratio exp(logp - old) (TRL's use_bias_correction_kl, default on there too): an unbiased reverse-KL gradient; changes the KL gradient even on-policy, where the ratio is 1; no effect when beta is 0",
+    }),
     epsilon: s.number({ min: 0, default: 0.2, doc: "lower clip range of the ratio" }),
     epsilon_high: s.optional(s.number({ min: 0, doc: "upper clip range (default: epsilon)" })),
     loss_type: s.string({ enum: ["grpo", "bnpo", "dr_grpo", "dapo"] as const, default: "dapo", doc: "loss aggregation (TRL's loss_type)" }),

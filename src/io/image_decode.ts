@@ -5,11 +5,13 @@
 // - EXIF orientation is applied (as transformers' load_image does through
 //   ImageOps.exif_transpose; an image handed to the processor as a PIL image
 //   straight from a file or a `datasets` column is not rotated there).
-// - Alpha is composited onto opaque white with Pillow's integer
-//   alpha_composite arithmetic, as Idefics3's convert_to_rgb does. (Its
-//   processor resizes RGBA images first, premultiplied, and composites after;
-//   compositing first gives the same result up to rounding, because both
-//   steps are linear in premultiplied colour.)
+// - Alpha is dropped: RGBA, grey + alpha and palette images with a
+//   transparent entry keep their colour channels as stored, as Pillow's
+//   convert("RGB") does. That is what transformers 5.x does (load_image and
+//   the image processors' convert_to_rgb both call convert("RGB"); checked
+//   against transformers 5.18 by test/peers/processor.test.ts). transformers
+//   4.x composited such images onto white; so did this module before 5.x was
+//   pinned. A transparent pixel therefore shows its stored colour, often black.
 // - Grayscale becomes three equal channels.
 // - CMYK and 16-bit grayscale follow Pillow's convert("RGB") (what
 //   transformers' load_image calls; checked against Pillow 12.3 by
@@ -44,35 +46,14 @@ export interface DecodeImageOptions {
   label?: string;
 }
 
-const WHITE = 255;
-
-/**
- * Pillow's alpha_composite of `src` (RGBA, straight alpha) over an opaque white
- * background, written into RGB: the integer formula of ImagingAlphaComposite
- * (7 extra bits of precision, divisions by 255 rounded).
- */
-export function compositeOnWhite(rgba: Uint8Array, width: number, height: number): Uint8Array {
+/** RGBA -> RGB by dropping alpha (Pillow's convert("RGB") of an "RGBA" or "LA" image). */
+export function dropAlpha(rgba: Uint8Array, width: number, height: number): Uint8Array {
   const n = width * height;
   const out = new Uint8Array(n * 3);
-  const P = 7;
-  const SCALE = 1 << P;
-  const shiftDiv255 = (a: number) => (((a >>> 8) + a) >>> 8);
   for (let i = 0; i < n; i++) {
-    const a = rgba[i * 4 + 3];
-    if (a === 255) {
-      out[i * 3] = rgba[i * 4];
-      out[i * 3 + 1] = rgba[i * 4 + 1];
-      out[i * 3 + 2] = rgba[i * 4 + 2];
-      continue;
-    }
-    // Background alpha 255: blend = 255 * (255 - a); outa255 = a * 255 + blend = 255 * 255.
-    const outa255 = a * 255 + 255 * (255 - a);
-    const coef1 = Math.floor((a * 255 * 255 * SCALE) / outa255);
-    const coef2 = 255 * SCALE - coef1;
-    for (let c = 0; c < 3; c++) {
-      const tmp = rgba[i * 4 + c] * coef1 + WHITE * coef2;
-      out[i * 3 + c] = shiftDiv255(tmp + (0x80 << P)) >>> P;
-    }
+    out[i * 3] = rgba[i * 4];
+    out[i * 3 + 1] = rgba[i * 4 + 1];
+    out[i * 3 + 2] = rgba[i * 4 + 2];
   }
   return out;
 }
@@ -174,7 +155,7 @@ export async function decodeImage(source: string | Uint8Array, opts: DecodeImage
   }
   const px = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (info.channels === 3) return { data: px, width: info.width, height: info.height };
-  if (info.channels === 4) return { data: compositeOnWhite(px, info.width, info.height), width: info.width, height: info.height };
+  if (info.channels === 4) return { data: dropAlpha(px, info.width, info.height), width: info.width, height: info.height };
   throw new Error(`${label}: decoded to ${info.channels} channels, expected 3 (RGB) or 4 (RGBA)`);
 }
 

@@ -261,7 +261,8 @@ export function resolveVisionConfig(raw: RawConfig, where = "config.json: vision
   if (hiddenSize % numAttentionHeads !== 0) throw new Error(`${where}: hidden_size ${hiddenSize} is not a multiple of num_attention_heads ${numAttentionHeads}`);
   const imageSize = r.int("image_size", 224);
   const patchSize = r.int("patch_size", 32);
-  if (imageSize % patchSize !== 0) throw new Error(`${where}: image_size ${imageSize} is not a multiple of patch_size ${patchSize}`);
+  // Not a multiple is fine: transformers floors the patch count (the patch conv drops a partial patch), e.g. SmolVLM-Instruct's 384 / 14.
+  if (imageSize < patchSize) throw new Error(`${where}: image_size ${imageSize} is smaller than patch_size ${patchSize} (no whole patch)`);
   return {
     hiddenSize,
     intermediateSize: r.int("intermediate_size", 3072),

@@ -8,7 +8,7 @@ import path from "node:path";
 import { writeFolderAtomic, writeTextFileAtomic } from "../io/atomic.js";
 import { DEFAULT_MAX_SHARD_BYTES, dtypeOfSafetensors, SafetensorsFolder, saveSafetensorsSharded } from "../io/safetensors.js";
 import { describeKeyMismatch, type Module } from "../nn/index.js";
-import { type Device, type DType, isFloatingDType, keep, noGrad, type Tensor } from "../torch/index.js";
+import { type Device, type DType, isFloatingDType, keep, noGrad, type Tensor, tidy } from "../torch/index.js";
 import type { RawConfig } from "./configs.js";
 import type { ModelPlacement } from "./llama.js";
 import { configToJson, familyOf, resolveConfig } from "./registry.js";
@@ -42,6 +42,8 @@ export interface LoadPretrainedOptions {
   dtype?: DType | "auto";
   /** Default "cpu". */
   device?: Device;
+  /** Receives each loading warning (e.g. an untied lm_head). Default: written to stderr. */
+  onWarning?: (message: string) => void;
 }
 
 /** Reads and resolves `dir/config.json`. */
@@ -142,13 +144,76 @@ export function loadWeights(model: Module, dir: string, opts: LoadWeightsOptions
   });
 }
 
+/** A tied parameter (e.g. lm_head.weight) stored with values other than its source's (e.g. the embeddings). */
+export interface StoredTieConflict {
+  /** Module path of the alias (the tied parameter the checkpoint also stores). */
+  alias: string;
+  /** Module path of the parameter it is tied to. */
+  source: string;
+}
+
+/**
+ * The tied aliases of `model` (lm_head.weight when the config ties it) that
+ * the folder stores with values different from their source's stored values.
+ * transformers 5.x (PreTrainedModel.tie_weights during from_pretrained) does
+ * not tie such a pair: it warns and keeps both tensors. Equal copies (a
+ * checkpoint that stores both, e.g. converted from .bin) tie as usual.
+ */
+export function storedTieConflicts(model: Module & { config?: FamilyConfig }, dir: string): StoredTieConflict[] {
+  if (model.allParameterPaths().length === model.namedParameters().length) return []; // nothing tied: nothing to read
+  const folder = SafetensorsFolder.open(dir);
+  const params = checkpointParameters(model);
+  const sourceOf = new Map<Tensor, string>([...params].map(([k, t]) => [t, k]));
+  const familyKeys = model.config ? familyOf(model.config).checkpointKeys : undefined;
+  const rename = familyKeys?.toModulePath ?? ((k: string) => k);
+  const storedOf = new Map<string, string>(); // module path -> stored key
+  for (const n of folder.names) if (!IGNORED_KEY.test(n)) storedOf.set(rename(n), n);
+  const out: StoredTieConflict[] = [];
+  for (const alias of model.allParameterPaths()) {
+    if (params.has(alias)) continue;
+    const source = sourceOf.get(model.getParameter(alias));
+    const a = storedOf.get(alias);
+    const b = source === undefined ? undefined : storedOf.get(source);
+    if (source === undefined || a === undefined || b === undefined) continue;
+    const ta = folder.get(a);
+    const tb = folder.get(b);
+    try {
+      const same = ta.shape.length === tb.shape.length && ta.shape.every((d, i) => d === tb.shape[i]) && (tidy(() => ta.eq(tb).all().item()) as boolean);
+      if (!same) out.push({ alias, source });
+    } finally {
+      ta.dispose();
+      tb.dispose();
+    }
+  }
+  return out;
+}
+
+/**
+ * The raw config with word-embedding tying switched off: the top-level
+ * tie_word_embeddings and, when present, text_config's (Qwen2-VL's config
+ * forwards a true text_config flag to the top level).
+ */
+function untiedRaw(raw: RawConfig): RawConfig {
+  const out: RawConfig = { ...raw, tie_word_embeddings: false };
+  const text = raw.text_config;
+  if (text && typeof text === "object" && !Array.isArray(text)) out.text_config = { ...(text as RawConfig), tie_word_embeddings: false };
+  return out;
+}
+
 /**
  * Loads a checkpoint folder: config.json (any registered family, see
  * registry.ts), then the weights into a model built in the requested dtype
- * and device.
+ * and device. Tying follows transformers 5.x: the family's config decides
+ * (Idefics3: the top-level tie_word_embeddings only), except that a stored
+ * lm_head.weight that differs from the stored embeddings unties them, with a
+ * warning (`warnings`, also written to stderr unless `onWarning` is given);
+ * the returned config then says untied, so a save writes both tensors.
  */
-export async function loadPretrained(dir: string, opts: LoadPretrainedOptions = {}): Promise<{ model: PretrainedModel; config: FamilyConfig; dir: string }> {
-  const config = readConfig(dir);
+export async function loadPretrained(
+  dir: string,
+  opts: LoadPretrainedOptions = {},
+): Promise<{ model: PretrainedModel; config: FamilyConfig; dir: string; warnings: string[] }> {
+  let config = readConfig(dir);
   let dtype: DType;
   if (opts.dtype === "auto") {
     const td = config.raw.torch_dtype ?? config.raw.dtype;
@@ -157,14 +222,28 @@ export async function loadPretrained(dir: string, opts: LoadPretrainedOptions = 
     dtype = opts.dtype ?? "float32";
   }
   if (!isFloatingDType(dtype)) throw new Error(`loadPretrained: dtype must be floating point, got ${dtype}`);
-  const model = buildModel(config, { dtype, device: opts.device ?? "cpu" });
+  const placement = { dtype, device: opts.device ?? "cpu" };
+  const warnings: string[] = [];
+  let model = buildModel(config, placement);
   try {
+    const conflicts = storedTieConflicts(model, dir);
+    if (conflicts.length > 0) {
+      const pairs = conflicts.map((c) => `${c.alias} and ${c.source}`).join(", ");
+      warnings.push(
+        `${path.join(dir, "config.json")}: the config ties ${pairs}, but the checkpoint stores both with different values; loading them untied, as transformers 5.x does (set tie_word_embeddings: false in config.json to silence this)`,
+      );
+      model.dispose();
+      config = resolveConfig(untiedRaw(config.raw), path.join(dir, "config.json"));
+      model = buildModel(config, placement);
+    }
     loadWeights(model, dir);
   } catch (e) {
     model.dispose();
     throw e;
   }
-  return { model, config, dir };
+  const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+  for (const w of warnings) warn(w);
+  return { model, config, dir, warnings };
 }
 
 // ---- saving --------------------------------------------------------------------

@@ -45,13 +45,13 @@ export class SiglipVisionEmbeddings extends Module {
   patch_embedding: Conv2d;
   position_embedding: Embedding;
   readonly patchSize: number;
-  /** Patches per side of a full image (image_size / patch_size). */
+  /** Patches per side of a full image: floor(image_size / patch_size), as transformers (a partial patch is dropped by the stride-p conv). */
   readonly side: number;
 
   constructor(c: VisionConfig, o: ModelPlacement = {}) {
     super();
     this.patchSize = c.patchSize;
-    this.side = c.imageSize / c.patchSize;
+    this.side = Math.floor(c.imageSize / c.patchSize);
     this.patch_embedding = this.addModule("patch_embedding", new Conv2d(c.numChannels, c.hiddenSize, c.patchSize, { stride: c.patchSize, ...o }));
     this.position_embedding = this.addModule("position_embedding", new Embedding(this.side * this.side, c.hiddenSize, o));
   }

@@ -131,6 +131,7 @@ function lossPass(policy: Policy, cfg: RunConfig, round: Round, lossGroups: numb
         epsilonLow: g.epsilon,
         epsilonHigh: g.epsilon_high ?? g.epsilon,
         beta: g.beta,
+        biasCorrectionKl: g.use_bias_correction_kl,
         lossType: g.loss_type,
         maxCompletionLength: g.max_completion_length,
         numItemsInBatch: Math.max(1, totalTokens),

@@ -17,7 +17,12 @@
 //    the caller passes the log-probs recorded at generation time.
 //  - clip: l_t = -min(r_t A, clip(r_t, 1 - epsLow, 1 + epsHigh) A)
 //    (optionally r_t capped at `delta` first: TRL's two-sided clipping).
-//  - KL: + beta * k3, k3 = exp(ref - logp) - (ref - logp) - 1 per token.
+//  - KL: + beta * k3, k3 = exp(ref - logp) - (ref - logp) - 1 per token;
+//    with biasCorrectionKl, + beta * k3 * r_t instead (TRL's
+//    use_bias_correction_kl, on by default in TRL 1.13's GRPOConfig): the
+//    ratio before any `delta` cap, per token or the sequence's at sequence
+//    level. r_t is differentiable, so even on-policy (r_t = 1) the KL
+//    gradient gains beta * k3 * d logp, the unbiased reverse-KL gradient.
 //  - aggregation over completion tokens (mask m):
 //      grpo:    mean_i ( sum_t l_it m_it / max(1, sum_t m_it) )
 //      bnpo:    sum l m / max(1, sum m)
@@ -128,6 +133,13 @@ export interface GrpoLossInput {
   delta?: number | null;
   /** KL coefficient. Default 0 (no reference model needed). */
   beta?: number;
+  /**
+   * Multiply the per-token KL by the importance ratio (TRL's
+   * use_bias_correction_kl). Default false here, so that the loss is the plain
+   * formula of the file header; the run config's grpo.use_bias_correction_kl
+   * defaults to true, as TRL 1.13's GRPOConfig does.
+   */
+  biasCorrectionKl?: boolean;
   /** Token aggregation; see the file header. Default "dapo" (TRL's default). */
   lossType?: LossType;
   /** Ratio per token ("token") or one per sequence ("sequence", GSPO). Default "token". */
@@ -145,7 +157,7 @@ export interface GrpoLossInput {
 export interface GrpoLossStats {
   /** The loss before division by gradientAccumulationSteps (TRL's policy_loss). */
   policyLoss: number;
-  /** Masked mean of the per-token k3 KL; null when refLogProbs is not given. */
+  /** Masked mean of the per-token k3 KL (times the ratio under biasCorrectionKl, as TRL logs it); null when refLogProbs is not given. */
   klMean: number | null;
   /** Fraction of completion tokens (of completions, at sequence level) with ratio < 1 - epsilonLow and a negative advantage (no gradient there). */
   clipRatioLow: number;
@@ -264,6 +276,7 @@ export function grpoLoss(input: GrpoLossInput): GrpoLossResult {
     if (input.refLogProbs) {
       const d = clean(input.refLogProbs).detach().sub(lp); // ref - logp
       kl = d.exp().sub(d).sub(1);
+      if (input.biasCorrectionKl) kl = kl.mul(coef1); // coef1 is [B, 1] at sequence level: broadcast onto the tokens
       if (beta !== 0) perToken = perToken.add(kl.mul(beta));
     }
     const masked = perToken.mul(mask); // broadcasts [B, 1] (sequence level) to [B, T]

@@ -15,7 +15,8 @@
 //            schedule, warmup_ratio, max_grad_norm, batch sizes, the GRPO
 //            objective and sampling (beta, epsilon*, loss_type, scale_rewards,
 //            temperature, top_p/top_k, max_completion_length, rewards, ...),
-//            logging, saving and evaluation cadence, eval.*, distributed.*
+//            logging, saving and evaluation cadence, eval.*, distributed.*,
+//            image_cache.*, stop_timeout_s
 //            (the world size itself is checked on its own); sections a
 //            command does not use (sft.* for grpo, grpo.* and eval.* for sft, demo.*).
 import fs from "node:fs";
@@ -55,6 +56,8 @@ const RULES: Record<string, ResumeRule> = {
   "grpo.stratify": refuse("the prompt sampler's saved position has another layout"),
   eval: apply("read at every held-out evaluation"),
   demo: apply("not used by sft or grpo"),
+  stop_timeout_s: apply("how long a stop request waits for the step and its checkpoint"),
+  image_cache: apply("memory only: a cached image is the same image (compact storage is exact)"),
   distributed: apply("how the processes talk (backend, timeout, bucket size, weight checks); a changed world size is refused separately, by the checkpoint's distributed.json"),
 };
 

@@ -1,17 +1,16 @@
 // decodeImage: formats and conversions (lossless ones compared byte for byte,
-// alpha compositing against Pillow's alpha_composite), EXIF orientation, and
+// alpha dropped as Pillow's convert("RGB") does), EXIF orientation, and
 // errors that name the file: missing, corrupt, truncated, unsupported, too
 // many pixels (a hand-made PNG header claiming 20000 x 20000).
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
 import sharp from "sharp";
-import { cmykToRgbLikePillow, compositeOnWhite, decodeImage, DEFAULT_MAX_PIXELS, grey16ToRgbLikePillow } from "../../src/io/image_decode.js";
+import { cmykToRgbLikePillow, decodeImage, dropAlpha, DEFAULT_MAX_PIXELS, grey16ToRgbLikePillow } from "../../src/io/image_decode.js";
 import { tempDir } from "./helpers.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const tmp = tempDir("img-decode");
 const W = 6;
 const H = 4;
@@ -62,23 +61,26 @@ test("CMYK and 16-bit grayscale convert as Pillow's convert(\"RGB\") does (value
   assert.deepEqual(Array.from((await decodeImage(g16)).data), [0, 0, 0, 255, 255, 255, 255, 255, 255]);
 });
 
-test("grayscale becomes three equal channels; grey+alpha and RGBA are composited onto white as Pillow does", async () => {
+test("grayscale becomes three equal channels; RGBA, grey + alpha and transparent palettes lose alpha as Pillow's convert(\"RGB\") (transformers 5.x)", async () => {
   const grayBuf = await sharp(Buffer.from([0, 64, 128, 255]), { raw: { width: 4, height: 1, channels: 1 } }).toColourspace("b-w").png().toBuffer();
   assert.equal((await sharp(grayBuf).metadata()).channels, 1, "the fixture is really 1-channel");
   assert.deepEqual(Array.from((await decodeImage(grayBuf)).data), [0, 0, 0, 64, 64, 64, 128, 128, 128, 255, 255, 255]);
 
-  // Every alpha value over four colours, against Pillow's alpha_composite onto white (fixture).
-  const ref = JSON.parse(fs.readFileSync(path.join(ROOT, "test/fixtures/images/pil_reference.json"), "utf8")).composite;
-  const rgba = Buffer.from(ref.rgba, "base64");
-  const want = Buffer.from(ref.rgb, "base64");
-  assert.deepEqual(Buffer.from(compositeOnWhite(rgba, ref.width, ref.height)), want);
-  const rgbaPng = await sharp(rgba, { raw: { width: ref.width, height: ref.height, channels: 4 } }).png().toBuffer();
-  assert.deepEqual(Buffer.from((await decodeImage(rgbaPng)).data), want);
+  // RGBA with alpha 0, 1, 128, 254, 255: the colour channels as stored, whatever the alpha (not composited onto white).
+  const rgba = Buffer.from([10, 20, 30, 0, 200, 100, 50, 1, 0, 0, 0, 128, 255, 0, 7, 254, 1, 2, 3, 255]);
+  assert.deepEqual(Array.from(dropAlpha(rgba, 5, 1)), [10, 20, 30, 200, 100, 50, 0, 0, 0, 255, 0, 7, 1, 2, 3]);
+  const rgbaPng = await sharp(rgba, { raw: { width: 5, height: 1, channels: 4 } }).png().toBuffer();
+  assert.equal((await sharp(rgbaPng).metadata()).channels, 4, "the fixture really has alpha");
+  assert.deepEqual(Array.from((await decodeImage(rgbaPng)).data), [10, 20, 30, 200, 100, 50, 0, 0, 0, 255, 0, 7, 1, 2, 3]);
 
-  // Grey + alpha: transparent -> white, opaque keeps its grey, half -> in between.
+  // Grey + alpha: the grey in three channels; a transparent pixel keeps its grey (4.x made it white).
   const ga = await sharp(Buffer.from([100, 0, 100, 255, 0, 128]), { raw: { width: 3, height: 1, channels: 2 } }).png().toBuffer();
-  const d = await decodeImage(ga);
-  assert.deepEqual(Array.from(d.data), [255, 255, 255, 100, 100, 100, 127, 127, 127]);
+  assert.deepEqual(Array.from((await decodeImage(ga)).data), [100, 100, 100, 100, 100, 100, 0, 0, 0]);
+
+  // A palette PNG (built by hand: encoders' quantizers rewrite transparent colours) whose entry 1 is fully transparent: the entry's colour.
+  const pal = palettePng([[10, 20, 30], [200, 0, 0]], [255, 0], [0, 1, 0, 1]);
+  assert.equal((await sharp(pal).metadata()).isPalette, true, "the fixture is a palette PNG");
+  assert.deepEqual(Array.from((await decodeImage(pal)).data), [10, 20, 30, 200, 0, 0, 10, 20, 30, 200, 0, 0]);
 });
 
 test("GIF: the first frame of an animation", async () => {
@@ -102,6 +104,31 @@ test("EXIF orientation is applied: orientation 6 turns a stored 60x40 image upri
   assert.ok(red(36, 3) > 200, "top-right is red");
   assert.ok(red(3, 3) < 50 && red(3, 56) < 50 && red(36, 56) < 50, "the other corners are not");
 });
+
+/** A one-row, 8-bit palette PNG: `palette` RGB entries, `alpha` their tRNS values, `indices` the pixels. */
+function palettePng(palette: number[][], alpha: number[], indices: number[]): Buffer {
+  const chunk = (type: string, body: Uint8Array) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(body.length, 0);
+    head.write(type, 4, "latin1");
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), body])), 0);
+    return Buffer.concat([head, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(indices.length, 0);
+  ihdr.writeUInt32BE(1, 4);
+  ihdr.set([8, 3, 0, 0, 0], 8); // bit depth 8, colour type 3 (palette)
+  const idat = zlib.deflateSync(Buffer.from([0, ...indices])); // filter type 0
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("PLTE", Buffer.from(palette.flat())),
+    chunk("tRNS", Buffer.from(alpha)),
+    chunk("IDAT", idat),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
 
 /** CRC-32 (PNG's), for the hand-made header. */
 function crc32(buf: Uint8Array): number {

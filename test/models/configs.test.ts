@@ -94,8 +94,15 @@ describe("config resolution", () => {
     assert.throws(() => resolveLlamaConfig({ rope_scaling: { rope_type: "llama3", factor: 8 } }), /rope_type 'llama3' needs "low_freq_factor"/);
     assert.throws(
       () => resolveIdefics3Config({ vision_config: { image_size: 48, patch_size: 16 }, scale_factor: 2 }),
-      /patches per side \(image_size 48 \/ patch_size 16 = 3\) is not a multiple of scale_factor 2/,
+      /patches per side \(floor\(image_size 48 \/ patch_size 16\) = 3\) is not a multiple of scale_factor 2/,
     );
+    assert.throws(() => resolveIdefics3Config({ vision_config: { image_size: 8, patch_size: 14 } }, "y/config.json"), /y\/config\.json: vision_config: image_size 8 is smaller than patch_size 14/);
+  });
+
+  test("image_size not a multiple of patch_size: the patch count is floored, as transformers does (SmolVLM-Instruct: 384 / 14, scale 3 -> 81 tokens)", () => {
+    const c = resolveIdefics3Config({ vision_config: { image_size: 384, patch_size: 14 }, scale_factor: 3 });
+    assert.equal(c.imageSeqLen, 81); // floor(384 / 14) = 27 patches per side, (27 / 3)^2
+    assert.equal(c.vision.imageSize, 384);
   });
 
   test("rope: transformers 5's rope_parameters is read; linear and llama3 scaling", () => {

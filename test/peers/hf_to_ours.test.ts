@@ -1,9 +1,10 @@
 // transformers -> ours for Idefics3 (SmolVLM): tiny random checkpoints built
 // and saved by transformers 5.x itself (save_pretrained; test/peers/py/
 // idefics3_hf_models.py), in several configs: untied and tied embeddings, bf16
-// weights, 4 shards, image splitting, llama3 RoPE scaling, and the known
-// disagreements (a partial vision patch; lm_head tying read from text_config or
-// a stored lm_head that differs). Ours loads each strictly and, on the same
+// weights, 4 shards, image splitting, llama3 RoPE scaling, a partial vision
+// patch (image_size 36, patch 8: floored to 4 patches), and lm_head tying as
+// transformers 5.x decides it (text_config's flag alone does not tie; a stored
+// lm_head that differs unties, with a warning). Ours loads each strictly and, on the same
 // input tensors (made by transformers' processor), gives:
 //   - float32 logits within 1e-5 (max abs) of transformers' eager forward, at
 //     every real (unpadded) position; the eager-vs-SDPA gap of transformers
@@ -21,6 +22,7 @@ import { type Idefics3ForConditionalGeneration, type ImageInputs, loadPretrained
 import { arange, type Tensor, tidy } from "../../src/torch/index.js";
 import { peerSkip, runPython, scratch } from "./helpers/bridge.js";
 import { vlmGrpo } from "./helpers/cli.js";
+import { maxAbsAtRealPositions } from "./helpers/folders.js";
 
 const LOGITS_ATOL = 1e-5;
 const NEW_TOKENS = 16;
@@ -54,15 +56,6 @@ before(() => {
   vlmGrpo(["init-model", "--arch", "idefics3", "--preset", "tiny", "--out", tok, "--seed", "1"]);
   variants = runPython<{ variants: Record<string, Variant> }>("idefics3_hf_models.py", { tokenizer_dir: tok, out: path.join(work.dir, "hf") }, { dir: work.dir }).response.variants;
 });
-
-/** Max |a - b| over positions where mask [B, T] is 1; logits [B, T, V]. */
-function maxAbsAtRealPositions(a: Tensor, b: Tensor, mask: Tensor): number {
-  return tidy(() => {
-    assert.deepEqual(a.shape, b.shape, "logits shape");
-    const keep = mask.ne(0).unsqueeze(-1);
-    return a.sub(b).abs().maskedFill(keep.logicalNot(), 0).max().item() as number;
-  });
-}
 
 /** Our forward on a scenario file's inputs (positions: the file's, or our default when `defaultPositions`). */
 async function oursLogits(dir: string, file: string, positions: "file" | "default" | "arange" = "file") {
@@ -121,11 +114,6 @@ async function oursGreedy(dir: string, file: string): Promise<{ ours: number[][]
   }
 }
 
-const KNOWN: Record<string, string> = {
-  "partial-patch": "fix pending: (a) vision image_size 36 not a multiple of patch_size 8 is refused; transformers floors the patch count",
-  "lm_head-text-config-tie": "fix pending: (b) transformers 5.x ties lm_head on the top-level tie_word_embeddings only; ours falls back to text_config's flag and drops the stored lm_head",
-  "lm_head-stored-differs": "fix pending: (b) transformers 5.x unties (with a warning) when a stored lm_head differs from the embeddings; ours ties and drops it",
-};
 const VARIANTS = ["fp32-untied", "fp32-tied", "bf16", "sharded", "split", "llama3-rope", "partial-patch", "lm_head-text-config-tie", "lm_head-stored-differs"];
 const SCENARIOS = ["text", "one_image", "two_images", "padded_batch", "padded_tile"];
 
@@ -145,12 +133,17 @@ describe("checkpoints saved by transformers load in ours with transformers' logi
   });
 
   for (const name of VARIANTS) {
-    const todo = KNOWN[name];
     describe(name, () => {
-      test("ours loads it strictly (float32; 'auto' keeps the stored dtype)", { todo }, async () => {
+      test("ours loads it strictly (float32; 'auto' keeps the stored dtype), tied exactly when transformers ties, warning when it warns", async () => {
         const v = variants[name];
-        const { model } = await loadPretrained(v.dir, { dtype: "float32" });
+        const warnings: string[] = [];
+        const { model } = await loadPretrained(v.dir, { dtype: "float32", onWarning: (m) => warnings.push(m) });
+        const m = model as unknown as { lm_head: { weight: Tensor }; model: { text_model: { embed_tokens: { weight: Tensor } } } };
+        const tied = m.lm_head.weight === m.model.text_model.embed_tokens.weight;
         model.dispose();
+        assert.equal(tied, v.tied, "lm_head tied to the embeddings");
+        const theirsWarn = v.load_messages.some((x) => /NOT tie/.test(x));
+        assert.equal(warnings.some((x) => /loading them untied/.test(x)), theirsWarn, `our warnings: ${warnings.join(" | ")}`);
         const auto = await loadPretrained(v.dir, { dtype: "auto" });
         try {
           const dtype = (auto.model as unknown as { lm_head: { weight: Tensor } }).lm_head.weight.dtype;
@@ -161,14 +154,14 @@ describe("checkpoints saved by transformers load in ours with transformers' logi
       });
 
       for (const sc of SCENARIOS) {
-        test(`${sc}: float32 logits within ${LOGITS_ATOL} of transformers' eager forward`, { todo }, async (t) => {
+        test(`${sc}: float32 logits within ${LOGITS_ATOL} of transformers' eager forward`, async (t) => {
           const s = variants[name].scenarios[sc];
           const d = await oursLogits(variants[name].dir, s.file);
           t.diagnostic(`max |ours - eager| ${d.eager.toExponential(2)}; transformers' own sdpa-vs-eager ${s.sdpa_vs_eager_max_abs.toExponential(2)}; max |logit| ${s.logits_max_abs.toFixed(2)}`);
           assert.ok(d.eager <= LOGITS_ATOL, `max |ours - transformers eager| = ${d.eager} > ${LOGITS_ATOL}`);
         });
 
-        test(`${sc}: the same ${NEW_TOKENS} greedy ids as transformers' generate()`, { todo }, async () => {
+        test(`${sc}: the same ${NEW_TOKENS} greedy ids as transformers' generate()`, async () => {
           const s = variants[name].scenarios[sc];
           const { ours, theirs } = await oursGreedy(variants[name].dir, s.file);
           assert.deepEqual(ours, theirs);

@@ -12,20 +12,16 @@
 //   - TensorBoard's EventAccumulator reads the SFT and GRPO runs' event files:
 //     every tag and step of metrics.jsonl, float32-rounded values, same wall time.
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { loadSafetensors } from "../../src/io/safetensors.js";
 import { loadPretrained, savePretrained } from "../../src/models/index.js";
-import { type Tensor, tidy } from "../../src/torch/index.js";
 import { peerSkip, ROOT, runPython, scratch } from "./helpers/bridge.js";
 import { vlmGrpo } from "./helpers/cli.js";
+import { compareFolderLogits as compareLogits, KEY_MESSAGE, TINY_SFT, writeRunConfig } from "./helpers/folders.js";
 import { assertTbMatchesJsonl, type TbRun } from "./helpers/tb_compare.js";
 
 const LOGITS_ATOL = 1e-5;
-/** Loading messages that would mean transformers / PEFT did not take every key as we wrote it. */
-const KEY_MESSAGE = /missing|unexpected|newly initialized|not initialized|not used|mismatch|were not|ignored|did not|random/i;
 
 interface ModelCheck {
   class: string;
@@ -61,22 +57,6 @@ let models: Record<string, ModelCheck> = {};
 let adapters: Record<string, AdapterCheck> = {};
 let tbRuns: Record<string, TbRun> = {};
 
-/** A run config (YAML is a superset of JSON): tiny steps, LoRA or full fine-tuning. */
-function writeConfig(name: string, model: string, data: string, lora: boolean, extra: Record<string, unknown>): string {
-  const cfg = {
-    model,
-    output_dir: path.join(work.dir, name),
-    seed: 3,
-    data: { path: data },
-    prompt: { system_prompt: "", user_prompt: "Categories: {categories}?" },
-    lora: { enabled: lora, rank: 4, alpha: 8, dropout: 0 },
-    ...extra,
-  };
-  const file = path.join(work.dir, `${name}.yaml`);
-  fs.writeFileSync(file, JSON.stringify(cfg, null, 2));
-  return file;
-}
-
 before(async () => {
   if (skip) return;
   const w = (n: string) => path.join(work.dir, n);
@@ -90,7 +70,8 @@ before(async () => {
   }
   vlmGrpo(["data", "synth", "--out", w("data"), "--n", "24", "--image-size", "32", "--seed", "1"]);
   const data = path.join(w("data"), "manifest.jsonl");
-  const sft = { sft: { max_steps: 2, micro_batch_size: 4, grad_accum: 1, lr: 1e-2, log_every: 1, eval_examples: 4 } };
+  const sft = { sft: TINY_SFT };
+  const writeConfig = (name: string, model: string, data: string, lora: boolean, extra: Record<string, unknown>) => writeRunConfig(work.dir, name, model, data, lora, extra);
   vlmGrpo(["sft", "--config", writeConfig("sft-full", w("init"), data, false, { sft: { ...sft.sft, freeze_vision: false } })]);
   vlmGrpo(["sft", "--config", writeConfig("sft-lora", w("init"), data, true, sft)]);
   // A length reward gives every group of a random model reward variance, hence a gradient.
@@ -116,24 +97,6 @@ before(async () => {
   adapters = res.adapters;
   tbRuns = runPython<{ runs: Record<string, TbRun> }>("tensorboard_peer.py", { logdirs: [w("sft-lora/tb"), w("grpo-lora/tb")] }, { dir: work.dir }).response.runs;
 });
-
-/** max |ours - theirs| over real positions, ours = the folder's model on the file's inputs. */
-async function compareLogits(dir: string, file: string): Promise<number> {
-  const { model } = await loadPretrained(dir, { dtype: "float32" });
-  const t = loadSafetensors(file);
-  try {
-    return tidy(() => {
-      const mask = t.get("attention_mask")!;
-      const { logits } = model.forward({ inputIds: t.get("input_ids")!, attentionMask: mask, pixelValues: t.get("pixel_values"), pixelAttentionMask: t.get("pixel_attention_mask") });
-      const theirs: Tensor = t.get("logits")!;
-      assert.deepEqual(logits.shape, theirs.shape, "logits shape");
-      return logits.sub(theirs).abs().maskedFill(mask.eq(0).unsqueeze(-1), 0).max().item() as number;
-    });
-  } finally {
-    for (const x of t.values()) x.dispose();
-    model.dispose();
-  }
-}
 
 describe("our folders in transformers", { skip }, () => {
   for (const name of ["init-model", "init-model-bf16", "savePretrained-sharded", "sft-full", "sft-lora-merged", "grpo-lora-merged"]) {

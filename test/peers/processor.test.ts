@@ -53,10 +53,6 @@ interface PeerResponse {
   chats: Record<string, Record<string, { text: string; input_ids: number[] }>>;
 }
 
-/** Known discrepancy (c): the images transformers 5.x converts with a plain convert("RGB") (alpha dropped). */
-const ALPHA_TODO = "fix pending: (c) transformers 5.x converts RGBA / LA / transparent palette images with a plain RGB conversion (alpha dropped); ours composites on white as 4.x did";
-const KNOWN_ALPHA = new Set(["rgba_gradient_alpha", "la_alpha", "palette_P_transparent"]);
-
 /** The corpus idefics3_processor_peer.py draws, in its order. */
 const CORPUS_NAMES = [
   ...["32x32", "48x48", "100x37", "37x100", "200x64", "64x200", "33x33", "17x9", "9x17", "300x180", "1x50", "50x1", "1x1"].map((s) => `rgb_${s}`),
@@ -156,8 +152,7 @@ for (const config of ["nosplit", "split"]) {
 
     test("the corpus is the one these tests are declared for", () => assert.deepEqual(peer.corpus.map((c) => c.name), CORPUS_NAMES));
     for (const item of CORPUS_NAMES) {
-      const todo = KNOWN_ALPHA.has(item) ? ALPHA_TODO : undefined;
-      test(`${item}: pixel_values, masks, rows/cols and the expanded prompt identical`, { todo }, async (t) => {
+      test(`${item}: pixel_values, masks, rows/cols and the expanded prompt identical`, async (t) => {
         const theirs = peer.configs[config].images[item];
         const c = peer.corpus.find((x) => x.name === item)!;
         const tensors = loadSafetensors(path.join(work.dir, "corpus", `${config}.safetensors`), { names: [`${item}.pixel_values`, `${item}.pixel_attention_mask`] });

@@ -13,11 +13,15 @@
 //     dapo (token level) and grpo at sequence level (GSPO), with old and
 //     reference log-probs perturbed by fixed noise (std 0.3) so that ratios
 //     fall on both sides of the clip range, within 1e-6 + 1e-4 relative, with
-//     TRL's use_bias_correction_kl off (its default, on, is a reported todo).
+//     TRL's use_bias_correction_kl off and on (its default; ours:
+//     grpoLoss's biasCorrectionKl, the run config's grpo.use_bias_correction_kl);
+//     the bias-corrected loss must differ from the plain one (ratios != 1).
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
+import { runConfigSchema } from "../../src/config/run_config.js";
+import { validate } from "../../src/config/schema.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { loadPretrained } from "../../src/models/index.js";
 import { cat, type Tensor, tidy } from "../../src/torch/index.js";
@@ -46,12 +50,10 @@ const COMPLETIONS: number[][] = Array.from({ length: 3 * G }, (_, i) => {
 const REWARDS: (number | null)[] = [1, 0, 0.5, -1, 0.3, 0.3, 0.3, 0.3, 2, null, -0.5, 0.25];
 /**
  * TRL 1.13 defaults to use_bias_correction_kl=True: its KL term is k3 times
- * the importance ratio exp(logp - old). grpoLoss has no such factor, so the
- * cases run with TRL's flag off, and two with TRL's default, as a todo: with
- * num_iterations 1 the ratio is 1 and the loss values agree, but the gradient
- * of beta * k3 * ratio has an extra beta * k3 * d logp term.
+ * the importance ratio exp(logp - old). The perturbed old log-probs make the
+ * ratio differ from 1, so the two settings give different losses; each case
+ * runs ours with the same setting as TRL.
  */
-const BIAS_CORRECTION_TODO = "discrepancy (new, reported): TRL 1.13 defaults use_bias_correction_kl=True (KL multiplied by the importance ratio); grpoLoss has no such option";
 const LOSS_CASES: { name: string; lossType: LossType; level: "token" | "sequence"; biasCorrectionKl: boolean }[] = [
   { name: "grpo-token", lossType: "grpo", level: "token", biasCorrectionKl: false },
   { name: "bnpo-token", lossType: "bnpo", level: "token", biasCorrectionKl: false },
@@ -145,7 +147,8 @@ describe("GRPO against TRL's GRPOTrainer", { skip }, () => {
     assert.equal(trl.steps_per_generation, GRAD_ACCUM);
     assert.equal(trl.num_processes, 1);
     assert.equal(trl.max_completion_length, MAX_COMPLETION);
-    assert.equal(trl.default_use_bias_correction_kl, true, "TRL's default (see BIAS_CORRECTION_TODO)");
+    assert.equal(trl.default_use_bias_correction_kl, true, "TRL 1.13's default");
+    assert.equal(validate(runConfigSchema, {}).grpo.use_bias_correction_kl, trl.default_use_bias_correction_kl, "our run config's grpo.use_bias_correction_kl defaults as TRL's");
     assert.equal(trl.num_items_in_batch, COMPLETIONS.reduce((a, c) => a + c.length, 0));
     assert.deepEqual(tensors.get("completion_ids")!.shape, [COMPLETIONS.length, Math.max(...COMPLETIONS.map((c) => c.length))]);
   });
@@ -174,8 +177,16 @@ describe("GRPO against TRL's GRPOTrainer", { skip }, () => {
     });
   }
 
+  test("TRL's bias-corrected KL changes the loss here (so the cases with it on test the ratio factor)", () => {
+    for (const lossType of ["grpo", "dapo"]) {
+      const plain = trl.losses[`${lossType}-token`];
+      const corrected = trl.losses[`${lossType}-token, TRL default bias-corrected KL`];
+      assert.ok(Math.abs(plain - corrected) > 10 * (LOSS_ATOL + LOSS_RTOL * Math.abs(plain)), `${lossType}: ${plain} vs ${corrected}`);
+    }
+  });
+
   for (const c of LOSS_CASES) {
-    test(`loss ${c.name}: grpoLoss equals GRPOTrainer._compute_loss (clipped ratios, KL, accumulation)`, { todo: c.biasCorrectionKl ? BIAS_CORRECTION_TODO : undefined }, async (t) => {
+    test(`loss ${c.name}: grpoLoss equals GRPOTrainer._compute_loss (clipped ratios, KL, accumulation)`, async (t) => {
       const logProbs = await oursLogProbs();
       try {
         const { loss, stats } = grpoLoss({
@@ -187,6 +198,7 @@ describe("GRPO against TRL's GRPOTrainer", { skip }, () => {
           epsilonLow: 0.2,
           epsilonHigh: 0.28,
           beta: 0.04,
+          biasCorrectionKl: c.biasCorrectionKl,
           lossType: c.lossType,
           importanceSamplingLevel: c.level,
           maxCompletionLength: MAX_COMPLETION,

@@ -161,11 +161,20 @@ describe("stale temporaries", () => {
   });
 });
 
-test("resuming with another lora.rank names the checkpoint, the tensor and both shapes", async () => {
+test("resuming with another lora.rank names the checkpoint and the key; adapters that still do not fit name the tensor and both shapes", async () => {
   const run = copyRun("rank");
+  // The settings check (resume_settings.ts) refuses the changed key before anything is loaded.
+  await assert.rejects(runGrpo(config(run, { lora: { rank: 8 }, grpo: { steps: 5 } }), { ...quiet, resume: "auto" }), (e: Error) => {
+    assert.match(e.message, new RegExp(`checkpoint .*${step(3)} was trained with other values`));
+    assert.match(e.message, /lora\.rank: 4 in the checkpoint, 8 now/);
+    return true;
+  });
+  // A checkpoint whose recorded config says rank 8 while its adapter holds rank 4 (edited by hand, or
+  // written by another tool) passes that check; the restore then names the tensor and both shapes.
+  const cfgFile = path.join(run, "checkpoints", step(3), "config.yaml");
+  fs.writeFileSync(cfgFile, fs.readFileSync(cfgFile, "utf8").replace(/^(lora:[ \t]*\n(?:[ \t]+.*\n)*?[ \t]+rank:[ \t]*)4/m, "$18"));
   await assert.rejects(runGrpo(config(run, { lora: { rank: 8 }, grpo: { steps: 5 } }), { ...quiet, resume: "auto" }), (e: Error) => {
     assert.match(e.message, new RegExp(`resume from .*${step(3)}: tensor 'base_model\\.model\\..*\\.lora_A\\.weight' has shape \\[4, \\d+\\] in the checkpoint but \\[8, \\d+\\] in this run`));
-    assert.match(e.message, /saved with lora\.rank 4, this run has lora\.rank 8/);
     return true;
   });
 });

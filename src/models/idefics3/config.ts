@@ -26,7 +26,7 @@ export interface Idefics3Config {
   /** lm_head shares model.text_model.embed_tokens.weight. */
   tieWordEmbeddings: boolean;
   padTokenId: number | null;
-  /** Tokens per image after the connector: (imageSize / patchSize)^2 / scaleFactor^2. */
+  /** Tokens per image after the connector: floor(imageSize / patchSize)^2 / scaleFactor^2. */
   imageSeqLen: number;
   raw: RawConfig;
 }
@@ -40,12 +40,15 @@ export function resolveIdefics3Config(raw: RawConfig, where = "config.json"): Id
     : resolveLlamaConfig({}, `${where}: text_config`, { rms_norm_eps: 1e-5, pad_token_id: padTokenId, tie_word_embeddings: false });
   const vision = resolveVisionConfig(r.obj("vision_config") ?? {}, `${where}: vision_config`);
   const scaleFactor = r.int("scale_factor", 2);
-  const side = vision.imageSize / vision.patchSize;
+  // transformers floors: a partial patch at the edge of a tile is dropped (SmolVLM-Instruct: 384 px / patch 14 = 27 patches, 6 px unused).
+  const side = Math.floor(vision.imageSize / vision.patchSize);
   if (side % scaleFactor !== 0) {
-    throw new Error(`${where}: patches per side (image_size ${vision.imageSize} / patch_size ${vision.patchSize} = ${side}) is not a multiple of scale_factor ${scaleFactor}`);
+    throw new Error(`${where}: patches per side (floor(image_size ${vision.imageSize} / patch_size ${vision.patchSize}) = ${side}) is not a multiple of scale_factor ${scaleFactor}`);
   }
-  // Tying: Idefics3Config's own flag (default false); when it is absent, the text config's.
-  const tie = r.has("tie_word_embeddings") ? r.bool("tie_word_embeddings", false) : textRaw?.tie_word_embeddings === true;
+  // Tying: Idefics3Config's own top-level flag only (default false), as
+  // transformers 5.x reads it (its tie logic looks at the model's own config;
+  // unlike Qwen2-VL's config, Idefics3's does not forward text_config's flag).
+  const tie = r.bool("tie_word_embeddings", false);
   return {
     modelType: "idefics3",
     vision,

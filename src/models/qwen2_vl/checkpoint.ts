@@ -52,10 +52,13 @@ export function loadQwenWeights(model: QwenVLForConditionalGeneration, dir: stri
 }
 
 /** loadPretrained, typed for this family (dtype "auto" reads config.json's dtype / torch_dtype). */
-export async function loadQwenPretrained(dir: string, opts: LoadPretrainedOptions = {}): Promise<{ model: QwenVLForConditionalGeneration; config: QwenVLConfig; dir: string }> {
+export async function loadQwenPretrained(
+  dir: string,
+  opts: LoadPretrainedOptions = {},
+): Promise<{ model: QwenVLForConditionalGeneration; config: QwenVLConfig; dir: string; warnings: string[] }> {
   readQwenConfig(dir); // a clear error for another family's folder
   const r = await loadPretrained(dir, opts);
-  return r as { model: QwenVLForConditionalGeneration; config: QwenVLConfig; dir: string };
+  return { ...r, model: r.model as QwenVLForConditionalGeneration, config: r.config as QwenVLConfig };
 }
 
 /**

@@ -10,8 +10,6 @@ Response: {"models": {name: {...}}, "adapters": {name: {...}}} with transformers
 loading_info, every message logged or warned while loading, and (adapters) how
 PEFT's loaded LoRA weights compare with the adapter file.
 """
-import contextlib
-import json
 import logging
 import os
 import warnings
@@ -19,9 +17,10 @@ import warnings
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, Idefics3Config
 
+from hf_capture import adapter_report, capture
 from peer_io import main
 
 # transformers logs a pad_token_id warning (once per process) whenever it
@@ -33,30 +32,6 @@ with warnings.catch_warnings():
     logging.getLogger("transformers").setLevel(logging.ERROR)
     Idefics3Config().to_diff_dict()
     logging.getLogger("transformers").setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def capture():
-    """Every message of the transformers / peft loggers and every Python warning raised inside."""
-    messages = []
-
-    class Handler(logging.Handler):
-        def emit(self, record):
-            messages.append(f"{record.name}: {record.getMessage()}")
-
-    h = Handler(level=logging.DEBUG)
-    loggers = [logging.getLogger("transformers"), logging.getLogger("peft")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(h)
-        lg.setLevel(logging.WARNING)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield messages
-    for lg, lv in zip(loggers, levels):
-        lg.removeHandler(h)
-        lg.setLevel(lv)
-    messages.extend(f"warning: {w.message}" for w in caught)
 
 
 def inputs_for(processor):
@@ -108,23 +83,14 @@ def check_model(m, out):
 
 def check_adapter(a, out):
     from peft import PeftConfig, PeftModel
-    from peft.utils import get_peft_model_state_dict
 
     cfg = PeftConfig.from_pretrained(a["dir"])
     base = AutoModelForImageTextToText.from_pretrained(cfg.base_model_name_or_path, dtype=torch.float32, attn_implementation="eager")
     with capture() as messages:
         model = PeftModel.from_pretrained(base, a["dir"])
     model.eval()
-    stored = load_file(os.path.join(a["dir"], "adapter_model.safetensors"))
-    loaded = get_peft_model_state_dict(model)
-    max_diff = max((float((loaded[k].float() - v.float()).abs().max()) for k, v in stored.items() if k in loaded), default=0.0)
     processor = AutoProcessor.from_pretrained(cfg.base_model_name_or_path)
-    return {"peft_type": str(cfg.peft_type), "base": cfg.base_model_name_or_path, "target_modules": cfg.target_modules if isinstance(cfg.target_modules, str) else sorted(cfg.target_modules),
-            "r": cfg.r, "lora_alpha": cfg.lora_alpha, "load_messages": messages,
-            "stored_keys_missing_in_peft": sorted(set(stored) - set(loaded)),
-            "peft_keys_missing_in_file": sorted(set(loaded) - set(stored)),
-            "max_abs_diff_loaded_vs_file": max_diff,
-            "lora_B_max_abs": max(float(v.float().abs().max()) for k, v in stored.items() if "lora_B" in k), "lora_modules": sum(1 for n, _ in model.named_modules() if n.endswith("lora_A")),
+    return {**adapter_report(model, a["dir"], cfg), "load_messages": messages,
             "file": logits_file(model, processor, os.path.join(out, f"{a['name']}.safetensors"))}
 
 
