@@ -58,13 +58,14 @@ export class RewardWorker {
     this.worker = new Worker(new URL("./reward_worker.js", import.meta.url), {
       workerData: { modulePath: o.modulePath, exportName: o.exportName, configDir: o.configDir, options: o.options },
     });
-    // An idle worker must not keep the process alive; a pending call's timer does.
-    this.worker.unref();
     this.worker.on("message", (m: FromWorker) => this.onMessage(m));
     this.worker.on("error", (e) => this.fail(`${this.label} crashed: ${e?.message ?? String(e)}`));
     this.worker.on("exit", (code) => {
       if (!this.closing) this.fail(`${this.label}: its worker thread exited (code ${code}); does the module call process.exit?`);
     });
+    // An idle worker must not keep the process alive; a pending call's timer does. After the
+    // listeners: adding a 'message' listener refs the worker's port again.
+    this.worker.unref();
   }
 
   private get limitText(): string {

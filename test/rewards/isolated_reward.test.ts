@@ -7,6 +7,7 @@
 // main thread, signals included; each test here has its own timeout so it
 // fails instead of hanging on such code.)
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -113,5 +114,23 @@ describe("user reward modules run in a worker thread with a time limit", () => {
 
   test("the time limit must be positive", async () => {
     await assert.rejects(loadUserReward({ module: "./count.mjs" }, dir, { timeoutSeconds: 0 }), /time limit must be a positive number of seconds, got 0/);
+  });
+
+  test("an idle reward worker never keeps the process alive (a script that does not close it exits)", async () => {
+    const registry = new URL("../../src/rewards/index.js", import.meta.url).href;
+    const script = path.join(dir, "leave_open.mjs");
+    fs.writeFileSync(
+      script,
+      `import { buildRewardFunctions, computeRewards, makeRewardContext } from ${JSON.stringify(registry)};\n` +
+        `const fns = await buildRewardFunctions([{ module: "./count.mjs", options: { k: 1 } }], { configDir: ${JSON.stringify(dir)} });\n` +
+        `await computeRewards(fns, makeRewardContext(["a"], [[]], ["nudity"]));\n` +
+        `console.log("done");\n`,
+    );
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [script], { encoding: "utf8", timeout: 30_000 });
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(r.status, 0, `exit ${r.status} signal ${r.signal}: ${r.stderr}`);
+    assert.match(r.stdout, /done/);
+    assert.ok(seconds < 20, `took ${seconds.toFixed(1)} s: the worker kept the process alive`);
   });
 });

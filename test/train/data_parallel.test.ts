@@ -305,4 +305,14 @@ describe("data-parallel training (gloo, 2 processes)", { skip }, () => {
     assert.equal(preds("eval2"), preds("eval1"));
     assert.ok(preds("eval1").trim().split("\n").length >= 4, "the test split has several batches of 3");
   });
+
+  test("predict split over 2 ranks (--nproc) writes the rows of one process, in input order", async () => {
+    const images = path.join(path.dirname(dataPath), "images");
+    const args = (out: string) => ["predict", "--model", modelDir, "--batch-size", "3", "--max-new-tokens", "4", "--use-answer", "--out", path.join(root, out), images];
+    ok(await runCli([...args("pred2.jsonl"), "--nproc", "2"]), "predict --nproc 2");
+    ok(await runCli(args("pred1.jsonl")), "predict in one process");
+    const rows = (f: string) => fs.readFileSync(path.join(root, f), "utf8");
+    assert.ok(rows("pred1.jsonl").trim().split("\n").length >= 40, "every image of the set has a row");
+    assert.equal(rows("pred2.jsonl"), rows("pred1.jsonl"));
+  });
 });

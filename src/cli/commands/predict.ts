@@ -46,6 +46,8 @@ INPUT is an image file, a folder (every image below it), or a quoted glob
 
 Rows: image, flagged (true/false, null on error), categories, score, threshold,
 source (answer, or which thresholds), answer_kind, answer, category_scores, error.
+With --nproc N (or under torchrun) the workers split the batches and the
+first writes every row, in input order.
 Exit code: 0 every image decided; ${EXIT_SOME_FAILED} some images could not be read (error rows,
 the rest decided); 2 usage error; 1 any other failure.`;
 
