@@ -9,7 +9,7 @@
 //
 //   node dist/bench/demo_sweep.js --seed 0 --n 4000 --image-size 96 \
 //     --model '{"vision":{"image_size":96,"patch_size":6},"scaleFactor":4}' \
-//     --sft '{"epochs":8,"lr":0.002}' [--probe-n 3000] [--tag NAME] [--keep DIR] [--data-dir DIR]
+//     --sft '{"epochs":8,"lr":0.002}' [--data '{"test_fraction":0.04}'] [--probe-n 3000] [--tag NAME] [--keep DIR] [--data-dir DIR]
 // Data sets are cached under --data-dir (default /tmp/vlm-sweep) per (n, size, seed, hard fraction).
 import fs from "node:fs";
 import os from "node:os";
@@ -73,9 +73,10 @@ export function summarize(examples: readonly Example[], scores: number[]): Recor
   return { auc: r(all.roc_auc), auc_normal: r(sub((e) => !isHard(e))), auc_hard: r(sub(isHard)), recall_at_fpr15: r(recallAtFpr(all, 0.15).recall), n_hard: examples.filter(isHard).length };
 }
 
-async function synthCached(root: string, n: number, seed: number, imageSize: number, hardFraction: number, offensiveRate: number): Promise<string> {
-  const dir = path.join(root, `data-n${n}-px${imageSize}-seed${seed}-hard${hardFraction}`);
-  if (!fs.existsSync(path.join(dir, "manifest.jsonl"))) await synthesizeDataset({ outDir: dir, n, seed, imageSize, offensiveRate, hardFraction, overwrite: true });
+async function synthCached(root: string, n: number, seed: number, imageSize: number, hardFraction: number, offensiveRate: number, val = 0.1, test = 0.1): Promise<string> {
+  const dir = path.join(root, `data-n${n}-px${imageSize}-seed${seed}-hard${hardFraction}${val !== 0.1 || test !== 0.1 ? `-v${val}-t${test}` : ""}`);
+  const fractions = { train: 1 - val - test, val, test };
+  if (!fs.existsSync(path.join(dir, "manifest.jsonl"))) await synthesizeDataset({ outDir: dir, n, seed, imageSize, offensiveRate, hardFraction, fractions, overwrite: true });
   return path.join(dir, "manifest.jsonl");
 }
 
@@ -93,7 +94,8 @@ async function main(): Promise<void> {
   const secs = (a: number) => Math.round((performance.now() - a) / 100) / 10;
 
   const tData = performance.now();
-  const manifest = await synthCached(dataRoot, n, seed, imageSize, hardFraction, base.demo.offensive_rate);
+  const dataOver = json<Record<string, unknown>>("data", {});
+  const manifest = await synthCached(dataRoot, n, seed, imageSize, hardFraction, base.demo.offensive_rate, (dataOver.val_fraction as number) ?? 0.1, (dataOver.test_fraction as number) ?? 0.1);
   const dataSeconds = secs(tData);
 
   const work = arg("keep") ?? fs.mkdtempSync(path.join(os.tmpdir(), "vlm-sweep-run-"));
@@ -103,7 +105,7 @@ async function main(): Promise<void> {
   raw.seed = seed;
   raw.model = baseDir;
   raw.output_dir = path.join(work, "sft");
-  (raw.data as Record<string, unknown>).path = manifest;
+  raw.data = { ...(raw.data as object), ...dataOver, path: manifest };
   raw.sft = { ...(raw.sft as object), ...sftOver };
   const cfg: RunConfig = validate(runConfigSchema, raw, { file: "demo_sweep" });
   const splits = await loadSplits(cfg.data);

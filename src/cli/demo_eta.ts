@@ -125,12 +125,15 @@ export class DemoEta {
 export interface DemoWork {
   /** Synthetic images. */
   n: number;
+  /** Of them in the train and test splits. */
+  train: number;
+  test: number;
   sftEpochs: number;
   grpoSteps: number;
   /** The symmetric-reward GRPO run is added. */
   ablation: boolean;
-  /** Model preset; the costs below are the default preset's, others are scaled by the speed the run measures. */
-  preset: string;
+  /** The model, in words (e.g. "'demo' idefics3"); the costs below are the demo's default model's, others are scaled by the speed the run measures. */
+  model: string;
 }
 
 /**
@@ -149,14 +152,13 @@ export const DEMO_COSTS = {
   stageOverhead: 1,
 };
 
-/** The demo's stages with their expected seconds (synth writes 80/10/10 train/val/test splits). */
+/** The demo's stages with their expected seconds. */
 export function demoStages(w: DemoWork, costs = DEMO_COSTS): DemoStage[] {
-  const train = Math.round(w.n * 0.8);
-  const test = Math.round(w.n * 0.1);
+  const { train, test } = w;
   const models = w.ablation ? 4 : 3;
   const stages: DemoStage[] = [
     { key: "data", title: `synthesizing the stand-in dataset (${w.n.toLocaleString("en-US")} images)`, expectedSeconds: costs.stageOverhead + w.n * costs.synthPerImage },
-    { key: "init", title: `initializing a '${w.preset}' SmolVLM-architecture model`, expectedSeconds: costs.initSeconds },
+    { key: "init", title: `initializing a ${w.model} model`, expectedSeconds: costs.initSeconds },
     { key: "sft", title: `SFT warm-up (${w.sftEpochs} epochs over ${train.toLocaleString("en-US")} images)`, expectedSeconds: costs.stageOverhead + train * w.sftEpochs * costs.sftPerExample },
     { key: "grpo", title: "GRPO with the recall-first reward (TP +1, FN -1, FP -0.2, TN +0.1)", expectedSeconds: costs.stageOverhead + w.grpoSteps * costs.grpoPerStep },
   ];

@@ -53,7 +53,7 @@ test("DemoEta refuses unknown stages and stages without a cost", () => {
 });
 
 test("demoStages: the symmetric ablation adds a GRPO stage and a fourth evaluated model; costs scale with the work", () => {
-  const w = { n: 1000, sftEpochs: 2, grpoSteps: 10, ablation: false, preset: "demo" };
+  const w = { n: 1000, train: 750, test: 150, sftEpochs: 2, grpoSteps: 10, ablation: false, model: "tiny idefics3" };
   const plain = demoStages(w);
   assert.deepEqual(plain.map((s) => s.key), ["data", "init", "sft", "grpo", "eval"]);
   assert.equal(plain.find((s) => s.key === "eval")!.parts, 3);
