@@ -120,10 +120,19 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
 
     console.log(eta.begin("sft"));
     const sft = await runSft(cfgFor(baseDir, path.join(out, "sft")));
-    const sftModel = sft.finalModelDir!;
+    // A signal stopped it (its checkpoint is saved): stop here rather than train GRPO on a half-trained model.
+    if (sft.stoppedEarly || !sft.finalModelDir) {
+      console.log(`demo: stopped during SFT; nothing after it was run (resume it by hand: vlm-grpo sft --config ${path.join(out, "sft", "sft_config.yaml")} --resume auto)`);
+      return 130;
+    }
+    const sftModel = sft.finalModelDir;
 
     console.log(eta.begin("grpo"));
     const grpo = await runGrpo(cfgFor(sftModel, path.join(out, "grpo")));
+    if (grpo.stoppedEarly || !grpo.finalModelDir) {
+      console.log("demo: stopped during GRPO; nothing after it was run");
+      return 130;
+    }
     const targets: EvalTarget[] = [
       { name: "base", model: baseDir },
       { name: "sft", model: sftModel },
