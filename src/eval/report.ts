@@ -56,7 +56,7 @@ export interface ReportOptions {
   recallTargets?: number[];
   /** Training-curve charts to include. Default none. */
   trainingCharts?: TrainingChart[];
-  /** Name of the run the others' price of recall is measured against (e.g. "sft"). Default none (no price section). */
+  /** Name of the run the price of recall of the runs listed after it is measured against (e.g. "sft"). Default none (no price section). */
   priceBaseline?: string;
   /** Output file name inside outDir. Default "report.html". */
   fileName?: string;
@@ -107,9 +107,12 @@ function comparisonSection(runs: ReportRun[]): string {
   return `<h2>Runs</h2>\n${table(header, rows, classes)}`;
 }
 
-function priceSection(runs: ReportRun[], baseline: string | undefined): string {
-  const base = runs.find((r) => r.name === baseline);
-  if (!base) return "";
+/** The baseline run and the runs listed after it (e.g. sft, then the GRPO runs; a random base model before it is left out). */
+function priceSection(allRuns: ReportRun[], baseline: string | undefined): string {
+  const at = allRuns.findIndex((r) => r.name === baseline);
+  if (at < 0) return "";
+  const runs = allRuns.slice(at);
+  const base = runs[0];
   const header = ["run", "caught", "missed", "recall", "false alarms per 1,000 safe images", "ROC AUC"];
   const rows = runs.map((r) => {
     const c = r.metrics.confusion;

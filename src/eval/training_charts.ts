@@ -40,6 +40,21 @@ function chart(title: string, yLabel: string, series: Series[]): TrainingChart |
 }
 
 /**
+ * SFT's loss per step is noisy (a few examples each) and starts near ln(vocab)
+ * before dropping within the first percent of steps: shown as a moving
+ * average over 1% of the steps, from the end of the first 2%, so that the
+ * scale shows the part of the run where it matters.
+ */
+function sftLossChart(sft: TrainingLog): TrainingChart | null {
+  const pts = metricPoints(sft.file, "train/loss");
+  if (pts.length === 0) return null;
+  const window = Math.max(1, Math.round(pts.length / 100));
+  const skip = Math.floor(pts.length / 50);
+  const title = window > 1 ? `SFT: training loss (mean of ${window} steps, from step ${pts[skip][0]})` : "SFT: training loss";
+  return chart(title, "loss (answer tokens)", [{ name: sft.name, points: movingAverage(pts, window).slice(skip), color: PALETTE[0] }]);
+}
+
+/**
  * The charts of an SFT run and GRPO runs (any may be missing; charts without
  * data are left out). `smooth` is the moving-average window for GRPO (default 10).
  */
@@ -50,10 +65,10 @@ export function trainingCharts(sft: TrainingLog | null, grpo: TrainingLog[], smo
   const perRun = (metric: string, label = (n: string) => n, dashed = false) =>
     grpo.map((g, i) => ({ name: label(g.name) + suffix, points: ma(metricPoints(g.file, metric)), color: colour(i), dashed }));
   const charts = [
-    sft && chart("SFT: training loss (answer tokens)", "loss", [{ name: sft.name, points: metricPoints(sft.file, "train/loss"), color: PALETTE[0] }]),
+    sft && sftLossChart(sft),
     sft && chart("SFT: validation ROC AUC", "ROC AUC", [{ name: `${sft.name} (val split)`, points: metricPoints(sft.file, "val/roc_auc"), color: PALETTE[0] }]),
     chart("GRPO: mean reward", "reward", perRun("reward/total_mean")),
-    chart("GRPO: recall (solid) and FPR (dashed) of the sampled answers", "share", [
+    chart("GRPO: batch recall (solid), FPR (dashed)", "share of sampled answers", [
       ...perRun("batch/recall", (n) => `${n} recall`),
       ...perRun("batch/fpr", (n) => `${n} FPR`, true),
     ]),

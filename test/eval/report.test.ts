@@ -183,7 +183,7 @@ test("report: the price of recall against a baseline run (false alarms per 1,000
   const preds = await fixture(dir);
   // sft misses hit-1 and raises no false alarm; grpo catches it and flags alarm-1 (1 of 3 safe images).
   const sft = preds.map((p) => (p.id === "hit-1" ? { ...p, predicted: { kind: "safe" as const } } : p.id === "alarm-1" ? { ...p, predicted: { kind: "safe" as const } } : p));
-  const file = await writeReport(path.join(dir, "out"), { runs: [run("sft", sft), run("grpo", preds)], categories: CATS, priceBaseline: "sft", now: new Date("2026-01-02T03:04:05Z") });
+  const file = await writeReport(path.join(dir, "out"), { runs: [run("base", sft), run("sft", sft), run("grpo", preds)], categories: CATS, priceBaseline: "sft", now: new Date("2026-01-02T03:04:05Z") });
   const html = fs.readFileSync(file, "utf8");
   const section = html.slice(html.indexOf("<h2>What the recall costs</h2>"), html.indexOf("<h2>Thresholds</h2>"));
   assert.ok(section.length > 0, "price section present");
@@ -191,4 +191,6 @@ test("report: the price of recall against a baseline run (false alarms per 1,000
   const m = computeMetrics(preds, { categories: CATS });
   assert.ok(section.includes(`<td>${(m.fpr! * 1000).toFixed(0)}</td>`), section);
   assert.match(section, /grpo vs sft: catches \d+ more of every 100 offensive images/);
+  // Runs listed before the baseline (a random base model) are not priced.
+  assert.ok(!section.includes("<td>base</td>") && !section.includes("base vs sft"));
 });

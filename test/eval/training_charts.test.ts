@@ -31,10 +31,10 @@ test("trainingCharts: SFT and GRPO curves from metrics.jsonl, charts without dat
     const titles = charts.map((c) => c.title);
     // No KL was logged (beta 0) and batch FPR was undefined throughout: the KL chart is left out, the recall chart keeps its recall line.
     assert.deepEqual(titles, [
-      "SFT: training loss (answer tokens)",
+      "SFT: training loss",
       "SFT: validation ROC AUC",
       "GRPO: mean reward",
-      "GRPO: recall (solid) and FPR (dashed) of the sampled answers",
+      "GRPO: batch recall (solid), FPR (dashed)",
       "GRPO: groups with zero reward variance",
       "GRPO: loss",
     ]);
@@ -43,6 +43,27 @@ test("trainingCharts: SFT and GRPO curves from metrics.jsonl, charts without dat
     assert.deepEqual(reward.points, [[1, 1], [2, 1.5], [3, 2.5], [4, 3.5]]);
     assert.equal(charts[3].series.length, 1);
     assert.equal(charts[3].series[0].name, "grpo recall (mean of 2 steps)");
+    // 2 SFT points: no smoothing, nothing skipped.
+    assert.deepEqual(charts[0].series[0].points, [[10, 0.5], [20, 0.25]]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("trainingCharts: a long SFT loss is shown as a moving average over 1% of the steps, from the end of the first 2%", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vlm-charts-"));
+  try {
+    const sftFile = path.join(dir, "sft.jsonl");
+    const s = new JsonlSink(sftFile);
+    // 1000 steps: 7 at step 1, then alternating 0 / 2 (mean 1).
+    for (let step = 1; step <= 1000; step++) s.log(step, { "train/loss": step === 1 ? 7 : step % 2 ? 2 : 0 });
+    s.close();
+    const [loss] = trainingCharts({ name: "sft", file: sftFile }, []);
+    assert.equal(loss.title, "SFT: training loss (mean of 10 steps, from step 21)");
+    const pts = loss.series[0].points;
+    assert.equal(pts.length, 980);
+    assert.equal(pts[0][0], 21);
+    for (const [, y] of pts) assert.ok(Math.abs(y - 1) < 1e-12, `smoothed loss ${y}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
