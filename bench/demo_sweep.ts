@@ -10,6 +10,7 @@
 //   node dist/bench/demo_sweep.js --seed 0 --n 4000 --image-size 96 \
 //     --model '{"vision":{"image_size":96,"patch_size":6},"scaleFactor":4}' \
 //     --sft '{"epochs":8,"lr":0.002}' [--data '{"test_fraction":0.04}'] [--probe-n 3000] [--tag NAME] [--keep DIR] [--data-dir DIR]
+//     [--score-model DIR]   (score DIR instead of training; the data and probe options still apply)
 // Data sets are cached under --data-dir (default /tmp/vlm-sweep) per (n, size, seed, hard fraction).
 import fs from "node:fs";
 import os from "node:os";
@@ -110,8 +111,10 @@ async function main(): Promise<void> {
   const cfg: RunConfig = validate(runConfigSchema, raw, { file: "demo_sweep" });
   const splits = await loadSplits(cfg.data);
 
+  // --score-model DIR: score an already trained model instead of training one (e.g. a demo run's sft/final).
+  const scoreModel = arg("score-model");
   const tSft = performance.now();
-  const sft = await runSft(cfg, { progress: false, log: () => {} });
+  const sft = scoreModel ? { finalModelDir: scoreModel, losses: [] as number[] } : await runSft(cfg, { progress: false, log: () => {} });
   const sftSeconds = secs(tSft);
 
   const tEval = performance.now();

@@ -137,16 +137,19 @@ export interface DemoWork {
 }
 
 /**
- * Seconds per unit of work on the development machine (2 cores, quiet), for
- * the demo's default preset: synthesis per image, SFT per example pass, GRPO
- * per step (prompts_per_step x num_generations completions), evaluation per
- * test image and model (greedy answer + score), plus fixed start-up costs.
+ * Seconds per unit of work for the demo's default model ('demo' preset, 96 px
+ * images), from the CPU time of demo runs on the 2-core development machine
+ * with one intra-op thread (the machine was shared, so wall times were
+ * longer; the tracker rescales these by the speed it measures as it goes):
+ * synthesis per image, SFT per example pass, GRPO per step (prompts_per_step
+ * x num_generations completions), evaluation per test image and model
+ * (greedy answer + score), plus fixed start-up costs.
  */
 export const DEMO_COSTS = {
-  synthPerImage: 0.0025,
+  synthPerImage: 0.003,
   initSeconds: 1.5,
-  sftPerExample: 0.004,
-  grpoPerStep: 0.3,
+  sftPerExample: 0.011,
+  grpoPerStep: 0.6,
   evalPerImage: 0.02,
   /** Loading a model folder, writing a checkpoint or the report (per stage). */
   stageOverhead: 1,
