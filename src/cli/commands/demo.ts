@@ -45,7 +45,9 @@ with a dotted flag (--grpo.lr 1e-4); the short flags are aliases:
   --seed S        --seed (data, init, training)     --n N          --demo.images
   --sft-epochs E  --sft.epochs                      --grpo-steps N --grpo.steps
   --arch A        --demo.arch                       --preset P     --demo.preset
-  --unblur        --eval.unblur true`;
+  --unblur        --eval.unblur true
+On a machine shared with other jobs, run it with VLM_NUM_THREADS=1 (two
+intra-op threads then wait on each other's time slices: 5-8x slower SFT).`;
 
 /** The short flags, as the dotted overrides they stand for. */
 const ALIASES: Record<string, string> = { seed: "seed", n: "demo.images", "sft-epochs": "sft.epochs", "grpo-steps": "grpo.steps", arch: "demo.arch", preset: "demo.preset" };
