@@ -7,6 +7,8 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+
 #include <mutex>
 
 namespace vlm {
@@ -44,6 +46,31 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   if (n < 1) throw Napi::RangeError::New(env, "setNumThreads: n must be at least 1");
   VLM_PROTECT(env, "setNumThreads", { at::set_num_threads(static_cast<int>(n)); })
   return env.Undefined();
+}
+
+// The BLAS behind libtorch keeps its own thread pool (OpenBLAS's pthreads
+// build on Debian), apart from ATen's intra-op threads: with both at the core
+// count, small matmuls oversubscribe the cores and spin in sched_yield. These
+// reach OpenBLAS's own setters when the loaded BLAS exports them (looked up at
+// run time, so any other BLAS simply reports "not available").
+using BlasSetThreads = void (*)(int);
+using BlasGetThreads = int (*)();
+
+Napi::Value SetBlasThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t n = ToInt64(env, info[0], "setBlasThreads: n");
+  if (n < 1) throw Napi::RangeError::New(env, "setBlasThreads: n must be at least 1");
+  auto set = reinterpret_cast<BlasSetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set == nullptr) return Napi::Boolean::New(env, false);
+  set(static_cast<int>(n));
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value GetBlasThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto get = reinterpret_cast<BlasGetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (get == nullptr) return env.Null();
+  return Napi::Number::New(env, get());
 }
 
 Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
@@ -137,6 +164,8 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("setBlasThreads", Napi::Function::New(env, SetBlasThreads, "setBlasThreads"));
+  exports.Set("getBlasThreads", Napi::Function::New(env, GetBlasThreads, "getBlasThreads"));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount, "cudaDeviceCount"));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed, "manualSeed"));

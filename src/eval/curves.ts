@@ -160,6 +160,16 @@ export function thresholdForRecall(curves: Curves, target: number): ThresholdCho
   return null; // unreachable: the last point has recall 1
 }
 
+/**
+ * The threshold sweep: recall and fpr at every distinct score used as the
+ * threshold, by decreasing threshold (the flag-nothing point left out);
+ * empty when recall or fpr is undefined (no positives or no negatives).
+ */
+export function sweepPoints(curves: Curves): { threshold: number; recall: number; fpr: number }[] {
+  if (curves.positives === 0 || curves.negatives === 0) return [];
+  return curves.points.filter((p) => p.threshold !== null).map((p) => ({ threshold: p.threshold as number, recall: p.recall as number, fpr: p.fpr as number }));
+}
+
 /** ROC polyline (fpr, recall), ending at (1, 1); empty when undefined. */
 export function rocPoints(curves: Curves): [number, number][] {
   if (curves.positives === 0 || curves.negatives === 0) return [];

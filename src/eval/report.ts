@@ -1,13 +1,15 @@
 // The evaluation report: one self-contained HTML file (inline CSS, inline SVG
 // charts, base64 JPEG thumbnails; nothing fetched when opened) that puts
 // what a moderation team needs first:
-//   1. the run comparison table (recall first),
+//   1. the run comparison table (recall first), and optionally what the recall
+//      costs against a baseline run (false alarms per 1,000 safe images),
 //   2. thresholds: recall at FPR <= 1/5/10%, and the threshold reaching a target recall,
 //      then the decisions at the thresholds chosen on the threshold split and the
 //      calibration of the score (report_decisions.ts),
 //   3. per-category one-vs-rest figures with micro/macro averages,
 //   4. confusion tables (binary 2x2 and the class matrix),
-//   5. PR and ROC curves (one line per run), optional training curves,
+//   5. PR and ROC curves (one line per run), the threshold sweep (recall and
+//      FPR against the score threshold, per run), optional training curves,
 //   6. the errors: misses (false negatives) first, then false alarms, as
 //      thumbnails with id, true labels, prediction and score. Thumbnails of
 //      images labelled offensive are blurred unless `unblur`.
@@ -15,9 +17,10 @@
 import fs from "node:fs";
 import path from "node:path";
 import { columnsFor, type CompareRun, formatMetric } from "./compare_table.js";
-import { type Curves, prPoints, rocPoints, thresholdForRecall } from "./curves.js";
+import { type Curves, prPoints, rocPoints, sweepPoints, thresholdForRecall } from "./curves.js";
 import { type EvalMetrics, outcomeOf, type Prediction, type PredictedLabel } from "./metrics.js";
 import { calibrationSection, decisionsSection, type DecisionParts, intervalCells, warningsBlock } from "./report_decisions.js";
+import { falseAlarmsPer1000, priceSentence } from "./price_table.js";
 import { escapeHtml, lineChartSvg, PALETTE, type Series } from "./svg_plot.js";
 import { thumbnailDataUri } from "./thumbnails.js";
 
@@ -56,6 +59,8 @@ export interface ReportOptions {
   recallTargets?: number[];
   /** Training-curve charts to include. Default none. */
   trainingCharts?: TrainingChart[];
+  /** Name of the run the price of recall of the runs listed after it is measured against (e.g. "sft"). Default none (no price section). */
+  priceBaseline?: string;
   /** Output file name inside outDir. Default "report.html". */
   fileName?: string;
   /** Clock for the "generated" line. Default new Date(). */
@@ -109,6 +114,42 @@ function comparisonSection(runs: ReportRun[]): string {
   const best = Math.max(...recalls);
   const classes = runs.map((r, i) => (runs.length > 1 && recalls[i] === best && best >= 0 ? ["", "best"] : []));
   return `<h2>Runs</h2>\n${table(header, rows, classes)}${withCi ? `\n<p class="meta">95% CI: Wilson score intervals.</p>` : ""}\n${warningsBlock(runs)}`;
+}
+
+/** The baseline run and the runs listed after it (e.g. sft, then the GRPO runs; a random base model before it is left out). */
+function priceSection(allRuns: ReportRun[], baseline: string | undefined): string {
+  const at = allRuns.findIndex((r) => r.name === baseline);
+  if (at < 0) return "";
+  const runs = allRuns.slice(at);
+  const base = runs[0];
+  const header = ["run", "caught", "missed", "recall", "false alarms per 1,000 safe images", "ROC AUC"];
+  const rows = runs.map((r) => {
+    const c = r.metrics.confusion;
+    const fa = falseAlarmsPer1000(r.metrics);
+    return [r.name, `${c.tp} of ${c.tp + c.fn}`, String(c.fn), pct(r.metrics.recall), fa === null ? "n/a" : fa.toFixed(0), pct(r.curves?.roc_auc)];
+  });
+  const lines = runs
+    .filter((r) => r !== base)
+    .map((r) => priceSentence({ name: r.name, metrics: r.metrics }, { name: base.name, metrics: base.metrics }))
+    .filter((x): x is string => x !== null);
+  return `<h2>What the recall costs</h2>\n${table(header, rows)}\n${lines.map((l) => `<p>${e(l)}.</p>`).join("\n")}`;
+}
+
+function sweepSection(runs: ReportRun[]): string {
+  const withCurves = runs.map((r, i) => ({ r, color: PALETTE[i % PALETTE.length] })).filter((x) => x.r.curves && x.r.curves.positives > 0 && x.r.curves.negatives > 0);
+  if (withCurves.length === 0) return "";
+  const series: Series[] = withCurves.flatMap(({ r, color }) => {
+    const s = sweepPoints(r.curves!);
+    return [
+      { name: `${r.name} recall`, points: s.map((p) => [p.threshold, p.recall] as [number, number]), color },
+      { name: `${r.name} FPR`, points: s.map((p) => [p.threshold, p.fpr] as [number, number]), color, dashed: true },
+    ];
+  });
+  return [
+    "<h2>Threshold sweep</h2>",
+    `<p class="meta">Flag an image when its score P(offensive) is at least the threshold: recall (solid) and false-positive rate (dashed) of each model as the threshold moves. The models' own answers (greedy decoding) are one point on these curves; the tables above give it.</p>`,
+    lineChartSvg(series, { title: "Recall and FPR against the score threshold", xLabel: "threshold on P(offensive)", yLabel: "share", xDomain: [0, 1], yDomain: [0, 1], width: 560 }),
+  ].join("\n");
 }
 
 function thresholdSection(runs: ReportRun[], targets: number[]): string {
@@ -256,12 +297,14 @@ export async function renderReport(opts: ReportOptions): Promise<string> {
     `<p class="meta">${meta.map(e).join(" &middot; ")}</p>`,
     `<p class="meta">Recall = share of offensive images flagged (any category). FPR = share of safe images flagged. n/a = undefined (0/0).</p>`,
     comparisonSection(opts.runs),
+    priceSection(opts.runs, opts.priceBaseline),
     thresholdSection(opts.runs, opts.recallTargets ?? [0.9, 0.95, 0.99]),
     decisionsSection(opts.runs, opts.split ?? "test", opts.categories),
     calibrationSection(opts.runs, opts.split ?? "test"),
     perCategorySection(opts.runs, opts.categories),
     confusionSection(opts.runs),
     curvesSection(opts.runs),
+    sweepSection(opts.runs),
     trainingSection(opts.trainingCharts ?? []),
     ...errors,
     "</body></html>",

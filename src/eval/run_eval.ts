@@ -35,7 +35,7 @@ import { formatCompareTable } from "./compare_table.js";
 import { type Curves, curvesFromPredictions, thresholdForRecall, type ThresholdChoice } from "./curves.js";
 import { type RatesWithIntervals, ratesWithIntervals } from "./intervals.js";
 import { computeMetrics, type EvalMetrics, type PredictedLabel, type Prediction } from "./metrics.js";
-import { writeReport } from "./report.js";
+import { type ReportOptions, writeReport } from "./report.js";
 import { formatThresholdTable } from "./threshold_table.js";
 import { classifyAcrossRanks } from "./sharded.js";
 
@@ -294,6 +294,8 @@ export interface EvalRunResult {
 
 export interface RunEvaluationOptions extends EvaluateOptions {
   title?: string;
+  /** More for the report: training curves, the run the price of recall is measured against. */
+  reportExtras?: Pick<ReportOptions, "trainingCharts" | "priceBaseline">;
 }
 
 /** Evaluates targets on the examples, writes metrics.json, predictions.jsonl (and report.html) under outDir, returns the tables. */
@@ -334,6 +336,7 @@ export async function runEvaluation(cfg: RunConfig, targets: EvalTarget[], examp
         return ref === undefined ? p.imagePath : "path" in ref ? ref.path : ref.bytes;
       },
       split: cfg.eval.split,
+      ...opts.reportExtras,
     });
   }
   return { evaluations, table, metricsPath, reportPath };

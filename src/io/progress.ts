@@ -64,6 +64,27 @@ export function formatField(v: number | string): string {
   return String(Number(v.toPrecision(4)));
 }
 
+/** What an outer tracker sees of a running Progress (see {@link setProgressContext}). */
+export interface ProgressSnapshot {
+  label: string;
+  count: number;
+  /** 0 when unknown. */
+  total: number;
+  elapsedSeconds: number;
+}
+
+let progressContext: ((p: ProgressSnapshot) => string) | null = null;
+
+/**
+ * Prefixes the text `fn` returns, in brackets, to every progress line drawn from now on
+ * (e.g. a pipeline's stage and its total time left, around the per-stage
+ * bars that SFT, GRPO and evaluation draw); null removes it. Process-wide,
+ * because those loops create their Progress themselves.
+ */
+export function setProgressContext(fn: ((p: ProgressSnapshot) => string) | null): void {
+  progressContext = fn;
+}
+
 /** A progress bar (TTY) or periodic progress lines (non-TTY). */
 export class Progress {
   readonly total: number;
@@ -139,6 +160,9 @@ export class Progress {
     parts.push(formatRate(rate, this.unit), `elapsed ${formatDuration(elapsed)}`);
     if (this.total > 0) parts.push(`eta ${formatDuration(this.count > 0 ? Math.max(0, this.total - this.count) / rate : NaN)}`);
     for (const [k, v] of Object.entries(this.fields)) parts.push(`${k}=${formatField(v)}`);
+    // The outer context goes first, so a TTY line cut to the terminal width keeps it.
+    const outer = progressContext?.({ label: this.label, count: this.count, total: this.total, elapsedSeconds: elapsed });
+    if (outer) parts.unshift(`[${outer}]`);
     return parts.join(" ");
   }
 

@@ -41,3 +41,21 @@ export function getNumThreads(): number {
 export function setNumThreads(n: number): void {
   native.setNumThreads(n);
 }
+
+/**
+ * Threads of OpenBLAS's own pool, apart from the intra-op threads above
+ * (Debian's libtorch uses OpenBLAS's pthreads build; its default is the core
+ * count, VLM_BLAS_THREADS overrides). Both pools at the core count
+ * oversubscribe the cores on small matmuls: a small model trains about 3x
+ * faster with 2 intra-op threads and 1 BLAS thread on 2 cores (BENCHMARKS.md,
+ * "What makes the demo model see"), while large matmuls want the BLAS pool.
+ * Returns false when the BLAS in use is not OpenBLAS (nothing changed).
+ */
+export function setBlasThreads(n: number): boolean {
+  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`setBlasThreads: n must be a positive integer, got ${n}`);
+  return native.setBlasThreads(n);
+}
+/** OpenBLAS's thread count; null when the BLAS in use is not OpenBLAS. */
+export function getBlasThreads(): number | null {
+  return native.getBlasThreads();
+}

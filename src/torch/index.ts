@@ -14,7 +14,7 @@ export * from "./scope.js";
 export * from "./autograd.js";
 export * from "./memory.js";
 export * from "./fileio.js";
-export { features, parallelInfo, getNumThreads, setNumThreads } from "./features.js";
+export { features, parallelInfo, getNumThreads, setNumThreads, getBlasThreads, setBlasThreads } from "./features.js";
 export { where } from "./ops/elementwise.js";
 export { cat, stack, type ShapeArgs } from "./ops/shape.js";
 export { sl, type IndexItem } from "./ops/indexing.js";

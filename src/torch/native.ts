@@ -86,6 +86,10 @@ export interface NativeBinding {
   version(): NativeVersion;
   getNumThreads(): number;
   setNumThreads(n: number): void;
+  /** OpenBLAS's own thread pool; false when the loaded BLAS has no openblas_set_num_threads. */
+  setBlasThreads(n: number): boolean;
+  /** null when the loaded BLAS has no openblas_get_num_threads. */
+  getBlasThreads(): number | null;
   cudaDeviceCount(): number;
   synchronize(device: string): void;
   manualSeed(seed: number): void;
@@ -143,6 +147,9 @@ function load(): NativeBinding {
   // cores unless the user says otherwise (VLM_NUM_THREADS or setNumThreads).
   const threads = Number(process.env.VLM_NUM_THREADS) || os.availableParallelism();
   binding.setNumThreads(threads);
+  // OpenBLAS keeps its own pool (default: the cores); VLM_BLAS_THREADS sets it (see setBlasThreads).
+  const blas = Number(process.env.VLM_BLAS_THREADS);
+  if (blas >= 1) binding.setBlasThreads(blas);
   return binding;
 }
 

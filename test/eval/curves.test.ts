@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { computeCurves, curvesFromPredictions, prPoints, recallAtFpr, rocPoints, thresholdForRecall } from "../../src/eval/curves.js";
+import { computeCurves, curvesFromPredictions, prPoints, recallAtFpr, rocPoints, sweepPoints, thresholdForRecall } from "../../src/eval/curves.js";
 
 const close = (a: number | null | undefined, b: number, tol = 1e-12) => assert.ok(a != null && Math.abs(a - b) <= tol, `${a} != ${b}`);
 
@@ -22,6 +22,13 @@ test("ties move together: points, AUC and AP by hand", () => {
   close(c.average_precision, 0.5 * 1 + 0.5 * (2 / 3));
   assert.deepEqual(rocPoints(c), [[0, 0], [0, 0.5], [0.5, 1], [1, 1]]);
   assert.deepEqual(prPoints(c), [[0.5, 1], [1, 2 / 3], [1, 0.5]]);
+  // The threshold sweep: recall and fpr at each distinct score, the flag-nothing point left out.
+  assert.deepEqual(sweepPoints(c), [
+    { threshold: 0.9, recall: 0.5, fpr: 0 },
+    { threshold: 0.5, recall: 1, fpr: 0.5 },
+    { threshold: 0.1, recall: 1, fpr: 1 },
+  ]);
+  assert.deepEqual(sweepPoints(computeCurves([0.3, 0.2], [true, true])), []);
 });
 
 test("scikit-learn's documented example: AP 0.8333, AUC 0.75", () => {

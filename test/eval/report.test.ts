@@ -86,8 +86,11 @@ test("report: self-contained HTML with tables, SVG curves, escaped text and orde
   assert.ok(html.includes("<tr><th>run</th><th>recall</th><th>precision</th><th>fpr</th><th>f1</th><th>f2</th><th>accuracy</th><th>unparseable</th><th>roc_auc</th><th>ap</th>"));
   assert.ok(html.includes('<tr><td>grpo&amp;sft</td><td class="best">0.333</td>'));
   for (const h of ["<h2>Thresholds</h2>", "<h2>Per category</h2>", "<h2>Confusion</h2>", "<h2>Curves</h2>", "<h2>Training</h2>", "micro avg", "macro avg"]) assert.ok(html.includes(h), h);
-  // PR, ROC and the training chart, each an inline SVG; one polyline per run on the curves.
-  assert.equal((html.match(/<svg /g) ?? []).length, 3);
+  // PR, ROC, the threshold sweep and the training chart, each an inline SVG; one polyline per run on the curves.
+  assert.equal((html.match(/<svg /g) ?? []).length, 4);
+  assert.ok(html.includes("<h2>Threshold sweep</h2>") && html.includes('aria-label="Recall and FPR against the score threshold"'));
+  // No price section without a baseline run.
+  assert.ok(!html.includes("What the recall costs"));
   assert.ok(html.includes('aria-label="Precision-recall"') && html.includes('aria-label="ROC"'));
   // Errors: misses before false alarms; blurred flags follow the true labels.
   const section = html.slice(html.indexOf("<h2>Errors: grpo&amp;sft</h2>"));
@@ -173,4 +176,21 @@ test("svg plot: nice ticks, escaped text, line breaks at NaN, diagonal", () => {
   // x = 0 maps to the left edge of the plot (56 px) and x = 4 to the right (420 - 14).
   assert.ok(svg.includes('points="56,'), svg.slice(0, 200));
   assert.match(svg, / 406,\d+(\.\d+)?"/);
+});
+
+test("report: the price of recall against a baseline run (false alarms per 1,000 safe images)", async () => {
+  const dir = tmp();
+  const preds = await fixture(dir);
+  // sft misses hit-1 and raises no false alarm; grpo catches it and flags alarm-1 (1 of 3 safe images).
+  const sft = preds.map((p) => (p.id === "hit-1" ? { ...p, predicted: { kind: "safe" as const } } : p.id === "alarm-1" ? { ...p, predicted: { kind: "safe" as const } } : p));
+  const file = await writeReport(path.join(dir, "out"), { runs: [run("base", sft), run("sft", sft), run("grpo", preds)], categories: CATS, priceBaseline: "sft", now: new Date("2026-01-02T03:04:05Z") });
+  const html = fs.readFileSync(file, "utf8");
+  const section = html.slice(html.indexOf("<h2>What the recall costs</h2>"), html.indexOf("<h2>Thresholds</h2>"));
+  assert.ok(section.length > 0, "price section present");
+  // grpo raises alarm-1 among the safe images: its row shows FPR x 1000.
+  const m = computeMetrics(preds, { categories: CATS });
+  assert.ok(section.includes(`<td>${(m.fpr! * 1000).toFixed(0)}</td>`), section);
+  assert.match(section, /grpo vs sft: catches \d+ more of every 100 offensive images/);
+  // Runs listed before the baseline (a random base model) are not priced.
+  assert.ok(!section.includes("<td>base</td>") && !section.includes("base vs sft"));
 });

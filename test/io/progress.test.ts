@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { formatDuration, formatField, formatRate, Progress } from "../../src/io/progress.js";
+import { formatDuration, formatField, formatRate, Progress, type ProgressSnapshot, setProgressContext } from "../../src/io/progress.js";
 
 /** A stream that records writes, and a clock the test moves by hand. */
 function fakes(isTTY: boolean, columns?: number) {
@@ -97,4 +97,27 @@ test("isTTY defaults to the stream's flag", () => {
   f.clock.t += 1000;
   p.tick(2);
   assert.ok(f.writes[0].startsWith("\rprogress ["));
+});
+
+test("setProgressContext: an outer tracker sees each line's figures and its text goes first, until removed", () => {
+  const f = fakes(false);
+  const seen: ProgressSnapshot[] = [];
+  setProgressContext((snap) => {
+    seen.push(snap);
+    return "demo 3/5 sft, about 2:00 left";
+  });
+  try {
+    const p = new Progress({ total: 4, label: "sft", stream: f.stream, now: f.now, everyPercent: 50 });
+    f.clock.t += 2000;
+    p.tick(2);
+    assert.deepEqual(f.writes, ["[demo 3/5 sft, about 2:00 left] sft: 50% 2/4 1.00 it/s elapsed 0:02 eta 0:02\n"]);
+    assert.deepEqual(seen, [{ label: "sft", count: 2, total: 4, elapsedSeconds: 2 }]);
+  } finally {
+    setProgressContext(null);
+  }
+  const g = fakes(false);
+  const q = new Progress({ total: 2, label: "eval", stream: g.stream, now: g.now });
+  g.clock.t += 1000;
+  q.tick(2);
+  assert.equal(g.writes[0], "eval: 100% 2/2 2.00 it/s elapsed 0:01 eta 0:00\n");
 });

@@ -10,11 +10,14 @@ import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../config/load.js";
 import { validate } from "../../config/schema.js";
 import { runDataSynth } from "../../data/synth/writer.js";
+import { formatPriceTable, priceSentence } from "../../eval/price_table.js";
 import { type EvalTarget, runEvaluation } from "../../eval/run_eval.js";
-import type { TrainingChart } from "../../eval/report.js";
+import { trainingCharts } from "../../eval/training_charts.js";
+import { setProgressContext } from "../../io/progress.js";
+import { getBlasThreads, setBlasThreads } from "../../torch/index.js";
+import { DemoEta, demoStages } from "../demo_eta.js";
 import { type RunConfig, runConfigSchema } from "../../config/run_config.js";
 import { loadSplits } from "../../data/splits_from_config.js";
-import { readJsonl } from "../../io/sinks/jsonl.js";
 import { initModel } from "../../models/init_model.js";
 import { runGrpo } from "../../train/grpo.js";
 import { runSft } from "../../train/sft.js";
@@ -42,15 +45,9 @@ with a dotted flag (--grpo.lr 1e-4); the short flags are aliases:
   --seed S        --seed (data, init, training)     --n N          --demo.images
   --sft-epochs E  --sft.epochs                      --grpo-steps N --grpo.steps
   --arch A        --demo.arch                       --preset P     --demo.preset
-  --unblur        --eval.unblur true`;
-
-function chartsFrom(runs: { name: string; file: string }[], metric: string, title: string): TrainingChart | null {
-  const series = runs
-    .filter((r) => fs.existsSync(r.file))
-    .map((r) => ({ name: r.name, points: readJsonl(r.file).filter((x) => Number.isFinite(x.metrics[metric])).map((x) => [x.step, x.metrics[metric]] as [number, number]) }))
-    .filter((s) => s.points.length > 0);
-  return series.length ? { title, series, xLabel: "step", yLabel: metric } : null;
-}
+  --unblur        --eval.unblur true
+On a machine shared with other jobs, run it with VLM_NUM_THREADS=1 (two
+intra-op threads then wait on each other's time slices: 5-8x slower SFT).`;
 
 /** The short flags, as the dotted overrides they stand for. */
 const ALIASES: Record<string, string> = { seed: "seed", n: "demo.images", "sft-epochs": "sft.epochs", "grpo-steps": "grpo.steps", arch: "demo.arch", preset: "demo.preset" };
@@ -86,76 +83,103 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   const out = path.resolve(flag(p, "out") ?? "runs/demo");
   const seed = base.seed;
   const t0 = performance.now();
-  const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0)}s]`;
-  fs.mkdirSync(out, { recursive: true });
-
-  console.log(`${stamp()} demo: 1/5 synthesizing the stand-in dataset`);
-  const dataDir = path.join(out, "data");
-  await runDataSynth({ outDir: dataDir, seed, overwrite: true, n: d.images, offensiveRate: d.offensive_rate, imageSize: d.image_size, hardFraction: d.hard_fraction });
-
-  console.log(`${stamp()} demo: 2/5 initializing a '${d.preset}' ${d.arch} model`);
-  const baseDir = path.join(out, "base-model");
-  const init = await initModel({ arch: d.arch, preset: d.preset, outDir: baseDir, seed, visionInit: d.vision_init, initializerRange: d.init_std });
-  console.log(`  ${init.numParameters.toLocaleString("en-US")} parameters, vocab ${init.vocabSize}`);
-
-  const cfgFor = (model: string, outputDir: string, patch: (r: Record<string, unknown>) => void = () => {}): RunConfig => {
-    const r = structuredClone(base) as unknown as Record<string, unknown>;
-    r.model = model;
-    r.output_dir = outputDir;
-    (r.data as Record<string, unknown>).path = path.join(dataDir, "manifest.jsonl");
-    patch(r);
-    return validate(runConfigSchema, r, { file: "demo config" });
-  };
-  fs.writeFileSync(path.join(out, "demo_config.json"), JSON.stringify(cfgFor(baseDir, out), null, 2) + "\n");
-
-  console.log(`${stamp()} demo: 3/5 SFT warm-up`);
-  // A demo re-run starts its stages afresh (as its data and base model are drawn anew).
-  const sft = await runSft(cfgFor(baseDir, path.join(out, "sft")), { overwrite: true });
-  // A stage a signal stopped ends the demo with that signal's exit code (130 / 143).
-  if (!sft.finalModelDir) return runExitCode(sft, (l) => console.error(`vlm-grpo demo: sft: ${l}`));
-  const sftModel = sft.finalModelDir;
-
-  console.log(`${stamp()} demo: 4/5 GRPO with the recall-first reward (TP +1, FN -1, FP -0.2, TN +0.1)`);
-  const grpo = await runGrpo(cfgFor(sftModel, path.join(out, "grpo")), { overwrite: true });
-  if (!grpo.finalModelDir) return runExitCode(grpo, (l) => console.error(`vlm-grpo demo: grpo: ${l}`));
-  const targets: EvalTarget[] = [
-    { name: "base", model: baseDir },
-    { name: "sft", model: sftModel },
-    { name: "grpo", model: grpo.finalModelDir! },
-  ];
-  const logs = [
-    { name: "sft", file: path.join(out, "sft", "metrics.jsonl") },
-    { name: "grpo", file: path.join(out, "grpo", "metrics.jsonl") },
-  ];
-  if (ablation === "symmetric") {
-    console.log(`${stamp()} demo: 4b/5 ablation: GRPO with a symmetric reward (+1/-1 both ways)`);
-    const sym = await runGrpo(cfgFor(sftModel, path.join(out, "grpo-symmetric"), (r) => ((r.grpo as Record<string, unknown>).rewards = [SYMMETRIC_REWARD, { name: "format" }])), { overwrite: true });
-    if (!sym.finalModelDir) return runExitCode(sym, (l) => console.error(`vlm-grpo demo: grpo-symmetric: ${l}`));
-    targets.push({ name: "grpo_symmetric", model: sym.finalModelDir });
-    logs.push({ name: "grpo_symmetric", file: path.join(out, "grpo-symmetric", "metrics.jsonl") });
-  }
-
-  console.log(`${stamp()} demo: 5/5 evaluating ${targets.map((t) => t.name).join(", ")} on the held-out test split`);
-  const evalCfg = cfgFor(baseDir, out);
-  const splits = await loadSplits(evalCfg.data);
-  const res = await runEvaluation(evalCfg, targets, splits.test, out, { title: "vlm-grpo demo: base vs SFT vs GRPO (synthetic stand-in data)" });
-  // Training curves next to the evaluation.
-  const charts = [chartsFrom(logs.slice(0, 1), "train/loss", "SFT loss"), chartsFrom(logs.slice(1), "reward/total_mean", "GRPO mean reward"), chartsFrom(logs.slice(1), "batch/recall", "GRPO batch recall (sampled answers)")].filter(
-    (c): c is TrainingChart => c !== null,
+  // Split sizes as the data section will draw them (for the time estimates only).
+  const testN = Math.round(d.images * base.data.test_fraction);
+  const trainN = d.images - testN - Math.round(d.images * base.data.val_fraction);
+  const eta = new DemoEta(
+    demoStages({ n: d.images, train: trainN, test: testN, sftEpochs: base.sft.epochs, grpoSteps: base.grpo.steps, ablation: ablation === "symmetric", model: `'${d.preset}' ${d.arch}` }),
   );
-  if (charts.length && res.reportPath) {
-    const { writeReport } = await import("../../eval/report.js");
-    await writeReport(out, {
-      runs: res.evaluations.map((r) => ({ name: r.name, metrics: r.metrics, curves: r.curves, predictions: r.predictions })),
-      categories: [...evalCfg.data.categories],
-      unblur: evalCfg.eval.unblur,
-      title: "vlm-grpo demo: base vs SFT vs GRPO (synthetic stand-in data)",
-      recallTargets: [evalCfg.eval.target_recall],
-      trainingCharts: charts,
+  setProgressContext((snap) => eta.context(snap));
+  // The demo's model is small: its matmuls gain nothing from OpenBLAS's own
+  // threads, which then compete with libtorch's intra-op threads for the
+  // cores (one BLAS thread trains it ~2.3x faster on 2 cores; BENCHMARKS.md,
+  // "What makes the demo model see"). VLM_BLAS_THREADS, when set, wins.
+  const blasBefore = getBlasThreads();
+  const setBlas = process.env.VLM_BLAS_THREADS === undefined && blasBefore !== null;
+  if (setBlas) setBlasThreads(1);
+  fs.mkdirSync(out, { recursive: true });
+  try {
+    console.log(eta.begin("data"));
+    const dataDir = path.join(out, "data");
+    // The synthetic set's splits are the data section's fractions (a manifest's splits win over the config's at load time).
+    const fractions = { train: 1 - base.data.val_fraction - base.data.test_fraction, val: base.data.val_fraction, test: base.data.test_fraction };
+    await runDataSynth({ outDir: dataDir, seed, overwrite: true, n: d.images, offensiveRate: d.offensive_rate, imageSize: d.image_size, hardFraction: d.hard_fraction, fractions });
+
+    console.log(eta.begin("init"));
+    const baseDir = path.join(out, "base-model");
+    const init = await initModel({ arch: d.arch, preset: d.preset, outDir: baseDir, seed, visionInit: d.vision_init, initializerRange: d.init_std });
+    console.log(`  ${init.numParameters.toLocaleString("en-US")} parameters, vocab ${init.vocabSize}`);
+
+    const cfgFor = (model: string, outputDir: string, patch: (r: Record<string, unknown>) => void = () => {}): RunConfig => {
+      const r = structuredClone(base) as unknown as Record<string, unknown>;
+      r.model = model;
+      r.output_dir = outputDir;
+      (r.data as Record<string, unknown>).path = path.join(dataDir, "manifest.jsonl");
+      patch(r);
+      return validate(runConfigSchema, r, { file: "demo config" });
+    };
+    fs.writeFileSync(path.join(out, "demo_config.json"), JSON.stringify(cfgFor(baseDir, out), null, 2) + "\n");
+
+    console.log(eta.begin("sft"));
+    // A demo re-run starts its stages afresh (as its data and base model are drawn anew).
+    const sft = await runSft(cfgFor(baseDir, path.join(out, "sft")), { overwrite: true });
+    // A signal stopped it (its checkpoint is saved): stop here, with that signal's exit code (130 / 143),
+    // rather than train GRPO on a half-trained model.
+    if (sft.stoppedEarly || !sft.finalModelDir) {
+      console.log(`demo: stopped during SFT; nothing after it was run (resume it by hand: vlm-grpo sft --config ${path.join(out, "sft", "sft_config.yaml")} --resume auto)`);
+      return runExitCode(sft, (l) => console.error(`vlm-grpo demo: sft: ${l}`));
+    }
+    const sftModel = sft.finalModelDir;
+
+    console.log(eta.begin("grpo"));
+    const grpo = await runGrpo(cfgFor(sftModel, path.join(out, "grpo")), { overwrite: true });
+    if (grpo.stoppedEarly || !grpo.finalModelDir) {
+      console.log("demo: stopped during GRPO; nothing after it was run");
+      return runExitCode(grpo, (l) => console.error(`vlm-grpo demo: grpo: ${l}`));
+    }
+    const targets: EvalTarget[] = [
+      { name: "base", model: baseDir },
+      { name: "sft", model: sftModel },
+      { name: "grpo", model: grpo.finalModelDir! },
+    ];
+    const grpoLogs = [{ name: "grpo", file: path.join(out, "grpo", "metrics.jsonl") }];
+    if (ablation === "symmetric") {
+      console.log(eta.begin("grpo_symmetric"));
+      const sym = await runGrpo(cfgFor(sftModel, path.join(out, "grpo-symmetric"), (r) => ((r.grpo as Record<string, unknown>).rewards = [SYMMETRIC_REWARD, { name: "format" }])), { overwrite: true });
+      if (sym.stoppedEarly || !sym.finalModelDir) return runExitCode(sym, (l) => console.error(`vlm-grpo demo: grpo-symmetric: ${l}`));
+      targets.push({ name: "grpo_symmetric", model: sym.finalModelDir });
+      grpoLogs.push({ name: "grpo_symmetric", file: path.join(out, "grpo-symmetric", "metrics.jsonl") });
+    }
+
+    console.log(eta.begin("eval"));
+    const evalCfg = cfgFor(baseDir, out);
+    const splits = await loadSplits(evalCfg.data);
+    const title = "vlm-grpo demo: base vs SFT vs GRPO (synthetic stand-in data)";
+    // The report gets the training curves and the price of recall beside the evaluation.
+    const res = await runEvaluation(evalCfg, targets, splits.test, out, {
+      title,
+      reportExtras: { trainingCharts: trainingCharts({ name: "sft", file: path.join(out, "sft", "metrics.jsonl") }, grpoLogs), priceBaseline: "sft" },
     });
+    const reportPath = res.reportPath;
+    eta.finish();
+    const priced = res.evaluations.filter((r) => r.name !== "base").map((r) => ({ name: r.name, metrics: r.metrics, rocAuc: r.curves?.roc_auc ?? null }));
+    const sentences = priced.slice(1).map((r) => priceSentence(r, priced[0])).filter((x): x is string => x !== null);
+    const m0 = res.evaluations[0].metrics;
+    const summary = [
+      res.table,
+      `What the recall costs (test split: ${m0.positives} offensive, ${m0.negatives} safe images):`,
+      formatPriceTable(priced),
+      ...sentences,
+      "",
+      `metrics: ${res.metricsPath}`,
+      `report:  ${reportPath ?? "(off)"}`,
+      `total time: ${((performance.now() - t0) / 60000).toFixed(1)} min`,
+    ].join("\n");
+    writeTextFileAtomic(path.join(out, "summary.txt"), summary + "\n");
+    console.log(`\n${summary}`);
+  } finally {
+    setProgressContext(null);
+    if (setBlas) setBlasThreads(blasBefore!);
   }
-  const summary = `${res.table}\n\nmetrics: ${res.metricsPath}\nreport:  ${res.reportPath ?? "(off)"}\ntotal time: ${((performance.now() - t0) / 60000).toFixed(1)} min`;
-  writeTextFileAtomic(path.join(out, "summary.txt"), summary + "\n");
-  console.log(`\n${summary}`);
   return 0;
 }

@@ -4,6 +4,10 @@
 //                 scale 2 (4 tokens per image); text 64 hidden, 2 layers, 4 heads / 2 kv.
 //   small         CPU demo (~3M parameters with a small vocabulary): vision 96 hidden,
 //                 3 layers, 64 px images, 16 tokens per image; text 192 hidden, 4 layers.
+//   demo          `vlm-grpo demo`'s model: tiny's widths, but 96 px images of 6 px patches
+//                 (a 16x16 grid), scale 4 -> 16 tokens per image. The demo's hard
+//                 objects cover ~6 patches at this grid and under one at tiny's 32 px
+//                 (BENCHMARKS.md, "What makes the demo model see").
 //   smolvlm-256m  HuggingFaceTB/SmolVLM-256M-Instruct's shapes (SigLIP-B/16 at 512 px,
 //                 scale 4 -> 64 tokens per image; SmolLM2-135M decoder: 576 hidden,
 //                 30 layers, 9 heads / 3 kv, 1536 MLP, vocab 49280, rope_theta 100000).
@@ -16,8 +20,8 @@ import { type Idefics3Config, resolveIdefics3Config } from "./config.js";
 
 /** "idefics3" for the whole VLM, "llama" for its decoder alone (the text-only family's presets). */
 export type PresetArch = "idefics3" | "llama";
-export type Idefics3PresetName = "tiny" | "small" | "smolvlm-256m" | "smolvlm-500m";
-export const IDEFICS3_PRESETS: readonly Idefics3PresetName[] = ["tiny", "small", "smolvlm-256m", "smolvlm-500m"];
+export type Idefics3PresetName = "tiny" | "small" | "demo" | "smolvlm-256m" | "smolvlm-500m";
+export const IDEFICS3_PRESETS: readonly Idefics3PresetName[] = ["tiny", "small", "demo", "smolvlm-256m", "smolvlm-500m"];
 
 /** Token ids a preset config needs (from the tokenizer written beside it). */
 export interface PresetTokens {
@@ -58,6 +62,12 @@ const SHAPES: Record<Idefics3PresetName, PresetShapes> = {
     vision: { hidden_size: 96, intermediate_size: 384, num_hidden_layers: 3, num_attention_heads: 3, image_size: 64, patch_size: 8 },
     scaleFactor: 2,
     text: { hidden_size: 192, intermediate_size: 512, num_hidden_layers: 4, num_attention_heads: 6, num_key_value_heads: 2, max_position_embeddings: 4096, rope_theta: 10000 },
+  },
+  demo: {
+    files: { doImageSplitting: false, longestEdge: 96 },
+    vision: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, image_size: 96, patch_size: 6 },
+    scaleFactor: 4,
+    text: { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 2048, rope_theta: 10000 },
   },
   "smolvlm-256m": {
     files: { padVocabTo: 49280, doImageSplitting: true, longestEdge: 2048 },
