@@ -42,8 +42,47 @@ def bench_image(width, height, seed=0):
 
 
 def load_processor(model_dir):
-    from transformers import AutoProcessor
+    """The folder's processor. Qwen2-VL / Qwen2.5-VL: AutoProcessor also builds the
+    video processor, which needs torchvision (not in the peer venv: its wheel in the
+    store pins a CUDA torch), so the processor is assembled from the PIL image
+    processor, the tokenizer, the folder's chat template and a video processor
+    that refuses videos (the benchmarks have none); images go through the same
+    code either way."""
+    import json
 
+    from transformers import AutoProcessor, AutoTokenizer
+
+    with open(os.path.join(model_dir, "config.json"), encoding="utf8") as f:
+        model_type = json.load(f).get("model_type")
+    if model_type in ("qwen2_vl", "qwen2_5_vl"):
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+        class NoVideos:
+            def __call__(self, *args, **kwargs):
+                raise RuntimeError("bench peers process no videos")
+
+        if model_type == "qwen2_vl":
+            from transformers import Qwen2VLProcessor as Base
+        else:
+            from transformers import Qwen2_5_VLProcessor as Base
+
+        class Processor(Base):
+            # transformers checks video_processor against BaseVideoProcessor, which is a
+            # torchvision placeholder in this venv; NoVideos is never called.
+            def check_argument_for_proper_class(self, argument_name, argument):
+                if argument_name == "video_processor":
+                    return type(argument)
+                return super().check_argument_for_proper_class(argument_name, argument)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        template = None
+        for name in ("chat_template.jinja", "chat_template.json"):
+            path = os.path.join(model_dir, name)
+            if os.path.exists(path):
+                with open(path, encoding="utf8") as f:
+                    template = f.read() if name.endswith(".jinja") else json.load(f)["chat_template"]
+                break
+        template = template or tokenizer.chat_template
+        return Processor(image_processor=Qwen2VLImageProcessorPil.from_pretrained(model_dir), tokenizer=tokenizer, video_processor=NoVideos(), chat_template=template)
     processor = AutoProcessor.from_pretrained(model_dir)
     ip = processor.image_processor
     # Idefics3 / SmolVLM: one tile per image (no image splitting), as ours is benchmarked.
