@@ -1,0 +1,91 @@
+// The model folder both sides of a peer benchmark load: a family's preset
+// (init-model's files: weights, config.json, tokenizer, processor files),
+// random weights, optionally with fewer decoder layers / vision blocks than
+// the preset (the layer widths stay the preset's). Written once by ours,
+// loaded by ours (loadPretrained) and by transformers (from_pretrained), so
+// both run the same weights.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { configToJson, familyByName, type FamilyConfig, type RawConfig, resolveConfig, savePretrained } from "../src/models/index.js";
+
+export interface BenchModelSpec {
+  /** A registered family (--arch): "idefics3", "qwen2_5_vl", ... */
+  arch: string;
+  preset: string;
+  /** Decoder layers (default: the preset's). */
+  textLayers?: number;
+  /** Vision blocks (default: the preset's). */
+  visionLayers?: number;
+  seed?: number;
+}
+
+export interface BenchModel {
+  dir: string;
+  config: FamilyConfig;
+  /** The preset's own layer counts, for the report. */
+  presetTextLayers: number;
+  presetVisionLayers: number;
+  numParameters: number;
+}
+
+/** The vision block count field of each family's vision_config. */
+function visionDepthKey(raw: RawConfig): "depth" | "num_hidden_layers" {
+  return "depth" in raw ? "depth" : "num_hidden_layers";
+}
+
+/**
+ * Qwen2.5-VL's full-attention blocks when the tower is cut to `depth` blocks:
+ * the preset's indexes below depth; if none is left, the last block (so at
+ * least one block attends over the whole image, as in every real checkpoint).
+ */
+function cutFullAttention(indexes: unknown, depth: number): number[] | undefined {
+  if (!Array.isArray(indexes)) return undefined;
+  const kept = (indexes as number[]).filter((i) => i < depth);
+  return kept.length ? kept : [depth - 1];
+}
+
+/** Writes the benchmark model folder into a new temporary folder. */
+export async function writeBenchModel(spec: BenchModelSpec): Promise<BenchModel> {
+  const family = familyByName(spec.arch);
+  if (!family.presets.includes(spec.preset)) throw new Error(`bench: unknown ${family.name} preset '${spec.preset}'; choose one of: ${family.presets.join(", ")}`);
+  const staging = fs.mkdtempSync(path.join(os.tmpdir(), "vlm-grpo-bench-stage-"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `vlm-grpo-bench-${spec.arch}-`));
+  try {
+    const presetConfig = await family.initPreset(spec.preset, staging, {});
+    const raw = JSON.parse(JSON.stringify(configToJson(presetConfig))) as RawConfig;
+    const text = raw.text_config as RawConfig;
+    const vision = raw.vision_config as RawConfig;
+    const vKey = visionDepthKey(vision);
+    const presetTextLayers = text.num_hidden_layers as number;
+    const presetVisionLayers = vision[vKey] as number;
+    for (const [flag, n] of [["textLayers", spec.textLayers], ["visionLayers", spec.visionLayers]] as const) {
+      if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new Error(`bench: ${flag} must be a positive integer, got ${n}`);
+    }
+    if (spec.textLayers !== undefined) {
+      text.num_hidden_layers = spec.textLayers;
+      if (typeof text.max_window_layers === "number") text.max_window_layers = Math.min(text.max_window_layers, spec.textLayers);
+      if (Array.isArray(text.layer_types)) text.layer_types = (text.layer_types as unknown[]).slice(0, spec.textLayers);
+    }
+    if (spec.visionLayers !== undefined) {
+      vision[vKey] = spec.visionLayers;
+      const full = cutFullAttention(vision.fullatt_block_indexes, spec.visionLayers);
+      if (full) vision.fullatt_block_indexes = full;
+    }
+    const config = resolveConfig(raw, `bench model ${spec.arch}/${spec.preset}`);
+    const model = family.build(config, { dtype: "float32" });
+    try {
+      family.initWeights(model, config, spec.seed ?? 0, {});
+      const files = fs.readdirSync(staging, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+      await savePretrained(model, dir, { dtype: "float32", copyFilesFrom: staging, copyFileNames: files });
+      return { dir, config, presetTextLayers, presetVisionLayers, numParameters: model.numParameters() };
+    } finally {
+      model.dispose();
+    }
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
