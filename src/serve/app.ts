@@ -32,6 +32,8 @@ export interface ServeApp {
   setEngine(engine: Engine): void;
   /** Resolves when no image is queued or classifying. */
   idle(): Promise<void>;
+  /** Stops accepting requests (503) and waits for those in flight. */
+  drain(): Promise<void>;
 }
 
 /** One moderation answer per image. */
@@ -57,12 +59,23 @@ export function sendError(reply: FastifyReply, status: number, code: string, mes
 export function buildServeApp(limits: ServeLimits): ServeApp {
   const app = Fastify({ bodyLimit: limits.bodyLimitBytes, logger: false, return503OnClosing: true, forceCloseConnections: "idle" });
   let engine: Engine | null = null;
+  let draining = false;
   let batcher: Batcher | null = null;
-  const metrics = new ServeMetrics(() => batcher?.depth ?? 0);
+  const metrics = new ServeMetrics(() => batcher?.depth ?? 0, () => inFlight);
 
   app.register(multipart, { limits: { fileSize: limits.bodyLimitBytes, files: limits.maxImages, fields: 16, parts: limits.maxImages + 16 } });
 
+  let inFlight = 0;
+  // While draining, answers close their connection: a keep-alive socket that
+  // was busy when close() began would otherwise hold the server open.
+  app.addHook("onSend", async (_req, reply) => {
+    if (draining) reply.header("connection", "close");
+  });
+  app.addHook("onRequest", async (req) => {
+    if (req.url.startsWith("/v1/")) inFlight++;
+  });
   app.addHook("onResponse", async (req, reply) => {
+    if (req.url.startsWith("/v1/")) inFlight--;
     const route = req.routeOptions.url ?? "unmatched";
     metrics.requests.inc({ route, status: String(reply.statusCode) });
     metrics.latency.observe(reply.elapsedTime / 1000, { route });
@@ -102,6 +115,7 @@ export function buildServeApp(limits: ServeLimits): ServeApp {
       for await (const part of req.parts()) {
         if (part.type !== "file") continue;
         const bytes = new Uint8Array(await part.toBuffer());
+        if (part.file.truncated) throw new RequestError(413, "body_too_large", `${part.filename}: file larger than ${limits.bodyLimitBytes} bytes (serve.body_limit_mb)`);
         images.push({ id: part.filename || `image${images.length}`, bytes });
       }
     } else {
@@ -154,5 +168,9 @@ export function buildServeApp(limits: ServeLimits): ServeApp {
       });
     },
     idle: () => batcher?.idle() ?? Promise.resolve(),
+    async drain() {
+      draining = true;
+      await app.close();
+    },
   };
 }

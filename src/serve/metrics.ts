@@ -65,10 +65,13 @@ export class ServeMetrics {
   readonly cacheHits = new Counter("vlm_serve_cache_hits_total", "images answered from the classification cache");
   readonly rejected = new Counter("vlm_serve_queue_rejections_total", "requests refused with 429 because the queue was full");
 
-  constructor(private readonly queueDepth: () => number) {}
+  constructor(
+    private readonly queueDepth: () => number,
+    private readonly inFlight: () => number,
+  ) {}
 
   render(): string {
-    const gauge = ["# HELP vlm_serve_queue_depth images waiting for a batch", "# TYPE vlm_serve_queue_depth gauge", `vlm_serve_queue_depth ${this.queueDepth()}`].join("\n");
+    const gauge = ["# HELP vlm_serve_queue_depth images waiting for a batch", "# TYPE vlm_serve_queue_depth gauge", `vlm_serve_queue_depth ${this.queueDepth()}`, "# HELP vlm_serve_in_flight_requests /v1/ requests being answered", "# TYPE vlm_serve_in_flight_requests gauge", `vlm_serve_in_flight_requests ${this.inFlight()}`].join("\n");
     return [this.requests, this.latency, this.batchSize, this.batchSeconds, this.images, this.flags, this.cacheHits, this.rejected].map((m) => m.render()).concat(gauge).join("\n") + "\n";
   }
 }

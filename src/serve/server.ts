@@ -51,7 +51,7 @@ export async function startServer(cfg: ServeConfig, engine: Omit<EngineOptions, 
     loaded,
     stop() {
       stopping ??= (async () => {
-        await serve.app.close();
+        await serve.drain();
         await serve.idle();
         await loaded.catch(() => {});
         (loadedEngine as Engine | null)?.dispose();
