@@ -112,10 +112,13 @@ export function buildServeApp(limits: ServeLimits): ServeApp {
     const t0 = performance.now();
     const images: { id: string; bytes: Uint8Array }[] = [];
     if (req.isMultipart()) {
+      let total = 0;
       for await (const part of req.parts()) {
         if (part.type !== "file") continue;
         const bytes = new Uint8Array(await part.toBuffer());
-        if (part.file.truncated) throw new RequestError(413, "body_too_large", `${part.filename}: file larger than ${limits.bodyLimitBytes} bytes (serve.body_limit_mb)`);
+        total += bytes.byteLength;
+        // Fastify's bodyLimit does not see multipart streams: the plugin's fileSize caps each file, this the sum.
+        if (part.file.truncated || total > limits.bodyLimitBytes) throw new RequestError(413, "body_too_large", `${part.filename}: request body too large: the limit is ${limits.bodyLimitBytes} bytes (serve.body_limit_mb)`);
         images.push({ id: part.filename || `image${images.length}`, bytes });
       }
     } else {
