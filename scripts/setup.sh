@@ -40,6 +40,15 @@ if [[ -z "${LIBTORCH:-}" && "${LIBTORCH_USE_PYTORCH:-}" != "1" ]]; then
   fi
 fi
 
+# Debian's chromium for the serve review page's browser test (test/serve/review_page.test.ts);
+# optional: without it that test skips, so only root with apt-get installs it here.
+if ! command -v chromium >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+  log "installing chromium (apt-get) for the review page test"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; } ||
+    echo "[setup] could not install chromium; the review page test will skip" >&2
+fi
+
 lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
 if [[ ! -f node_modules/.vlm-lock-hash || "$(cat node_modules/.vlm-lock-hash)" != "$lock_hash" ]]; then
   log "installing npm dependencies (npm ci)"

@@ -8,6 +8,7 @@ import { dataCommand } from "./commands/data_cmds.js";
 import { demoCommand } from "./commands/demo.js";
 import { evalCommand, predictCommand } from "./commands/eval_cmds.js";
 import { generateCommand, initModelCommand } from "./commands/model_cmds.js";
+import { serveCommand } from "./commands/serve.js";
 import { grpoCommand, sftCommand } from "./commands/train_cmds.js";
 import { extractNproc, launchWorkers } from "./launch.js";
 import { selfcheck } from "./selfcheck.js";
@@ -26,6 +27,7 @@ commands:
   eval         recall-first evaluation of one or several models (metrics.json, report.html)
   predict      one JSON line per image: decision, categories, score
   generate     one completion for an image and a prompt
+  serve        HTTP server: moderation endpoint, OpenAI-compatible chat, metrics, review page
   config       config defaults (every key, its default and doc) | config check FILE...
   selfcheck    check the tensor engine (libtorch, threads, BLAS, a small training run)
 
@@ -45,6 +47,7 @@ const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number> | nu
   eval: evalCommand,
   predict: predictCommand,
   generate: generateCommand,
+  serve: serveCommand,
   config: configCommand,
   selfcheck: (argv) => {
     if (argv.includes("--help") || argv.includes("-h")) {

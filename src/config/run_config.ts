@@ -191,6 +191,24 @@ export const runConfigSchema = s.object({
     },
     { doc: "multi-process runs (torchrun, or --nproc N); ignored in one process" },
   ),
+  serve: s.object(
+    {
+      host: s.string({ default: "127.0.0.1", doc: "address `vlm-grpo serve` listens on (0.0.0.0 for every interface)" }),
+      port: s.number({ int: true, min: 0, max: 65535, default: 8080, doc: "its TCP port (0 = any free port)" }),
+      max_batch: s.number({ int: true, min: 1, default: 8, doc: "images classified together in one forward; 1 = no batching" }),
+      batch_wait_ms: s.number({ min: 0, default: 5, doc: "how long the first queued image waits for others to fill a batch" }),
+      queue_max: s.number({ int: true, min: 1, default: 256, doc: "images waiting for the model; beyond this a request gets 429 with Retry-After" }),
+      body_limit_mb: s.number({ min: 0.001, default: 20, doc: "largest request body in MiB (413 beyond)" }),
+      max_pixels: s.number({ int: true, min: 1, default: 40_000_000, doc: "largest image (width x height from its header, checked before decoding; 413 beyond)" }),
+      decode_timeout_ms: s.number({ min: 1, default: 2000, doc: "time allowed to read an image's header and decode it (422 beyond)" }),
+      max_images: s.number({ int: true, min: 1, default: 32, doc: "images in one /v1/moderate request" }),
+      cache_entries: s.number({ int: true, min: 0, default: 1024, doc: "classification results kept per sha256 of the image bytes (0 = no cache)" }),
+      cache_ttl_s: s.number({ min: 0, default: 600, doc: "how long a cached classification stays valid" }),
+      max_new_tokens: s.number({ int: true, min: 1, default: 24, doc: "answer tokens per moderation (as predict --max-new-tokens)" }),
+      drain_timeout_s: s.number({ min: 0, default: 30, doc: "on SIGTERM, how long in-flight requests may finish before the process exits" }),
+    },
+    { doc: "`vlm-grpo serve`: the moderation HTTP server" },
+  ),
   demo: s.object(
     {
       images: s.number({ int: true, min: 40, default: SYNTH_DEFAULTS.n, doc: "synthetic images drawn (as `data synth --n`)" }),
