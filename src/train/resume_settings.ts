@@ -18,7 +18,7 @@
 //            logging, saving and evaluation cadence, eval.*, distributed.*,
 //            image_cache.*, stop_timeout_s
 //            (the world size itself is checked on its own); sections a
-//            command does not use (sft.* for grpo, grpo.* and eval.* for sft, demo.*).
+//            command does not use (sft.* for grpo, grpo.* and eval.* for sft, demo.*, serve.*).
 import fs from "node:fs";
 import path from "node:path";
 import { parseYamlConfig } from "../config/load.js";
@@ -56,13 +56,14 @@ const RULES: Record<string, ResumeRule> = {
   "grpo.stratify": refuse("the prompt sampler's saved position has another layout"),
   eval: apply("read at every held-out evaluation"),
   demo: apply("not used by sft or grpo"),
+  serve: apply("not used by sft or grpo"),
   stop_timeout_s: apply("how long a stop request waits for the step and its checkpoint"),
   image_cache: apply("memory only: a cached image is the same image (compact storage is exact)"),
   distributed: apply("how the processes talk (backend, timeout, bucket size, weight checks); a changed world size is refused separately, by the checkpoint's distributed.json"),
 };
 
 /** Sections a trainer does not read: any change there is applied (it changes nothing). */
-const UNUSED: Record<TrainerKind, string[]> = { sft: ["grpo", "eval", "demo"], grpo: ["sft", "demo"] };
+const UNUSED: Record<TrainerKind, string[]> = { sft: ["grpo", "eval", "demo", "serve"], grpo: ["sft", "demo", "serve"] };
 
 /** The rule for a dotted key in a trainer. */
 export function resumeRule(key: string, kind: TrainerKind): ResumeRule {

@@ -4,9 +4,9 @@
 // Exact values: every input is a small integer, so float32 sums are exact.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import net from "node:net";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { freeLoopbackPort } from "../../src/cli/launch.js";
 
 import {
   initProcessGroup,
@@ -20,17 +20,7 @@ import {
 const skip = isDistributedAvailable("gloo") ? false : "the addon was built without c10d/Gloo";
 const workerPath = fileURLToPath(new URL("./distributed_worker.js", import.meta.url));
 
-/** A TCP port that was free a moment ago (listen on port 0, then close). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+const freePort = freeLoopbackPort;
 
 interface RankResult {
   code: number | null;

@@ -4,25 +4,16 @@
 // loopback (parallel_worker.js); exact values (small integers sum exactly).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import net from "node:net";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { DataParallel, isDistributedAvailable, isMultiProcessEnv, planBuckets, shardRange, tensor, zeros } from "../../src/torch/index.js";
+import { freeLoopbackPort } from "../../src/cli/launch.js";
 
 const skip = isDistributedAvailable("gloo") ? false : "the addon was built without c10d/Gloo";
 const workerPath = fileURLToPath(new URL("./parallel_worker.js", import.meta.url));
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+const freePort = freeLoopbackPort;
 
 interface RankResult {
   code: number | null;

@@ -17,7 +17,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -26,6 +25,7 @@ import { synthesizeDataset } from "../../src/data/synth/writer.js";
 import { loadSafetensors } from "../../src/io/safetensors.js";
 import { initModel } from "../../src/models/init_model.js";
 import { dispose, isDistributedAvailable } from "../../src/torch/index.js";
+import { freeLoopbackPort } from "../../src/cli/launch.js";
 
 const skip = isDistributedAvailable("gloo") ? false : "the addon was built without c10d/Gloo";
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
@@ -46,16 +46,7 @@ after(() => {
   if (root) fs.rmSync(root, { recursive: true, force: true });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+const freePort = freeLoopbackPort;
 
 /** A run config (JSON is YAML) with the shared settings, patched per test. */
 function writeConfig(name: string, patch: Record<string, Record<string, unknown> | unknown>): string {
