@@ -47,13 +47,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { generate } from "../src/generate/index.js";
-import { loadSafetensors } from "../src/io/safetensors.js";
-import { type ImageInputs, loadPretrained, saveAdapter, type VisionLanguageModel } from "../src/models/index.js";
+import { loadPretrained, saveAdapter, type VisionLanguageModel } from "../src/models/index.js";
 import { applyLora, loraModules } from "../src/nn/lora.js";
 import { features, getNumThreads, noGrad, randn, setNumThreads, type Tensor, tidy } from "../src/torch/index.js";
 import { generationFlops, imagePatches, modelShape } from "./flops.js";
 import { matmulGflops } from "./matmul.js";
-import { writeBenchModel } from "./model_folder.js";
+import { cutNote, readPeerInputs, writeBenchModel } from "./model_folder.js";
 import { PeerServer, peerUnavailable } from "./peers.js";
 import { argInt, argValue, imageSize, loadavg, median, type ModelChoice, MODELS, spread } from "./options.js";
 
@@ -110,16 +109,11 @@ try {
   peer = await PeerServer.start("hf_generate.py", [bm.dir, work, String(threads), String(imgW), String(imgH), ...(adapterDir ? [adapterDir] : [])], threads);
   const info = peer.info;
   // The processor's prompt and image tensors, in our ImageInputs layout.
-  const inp = loadSafetensors(path.join(work, "inputs.safetensors"));
-  const inputIds = inp.get("input_ids")!;
-  const attentionMask = inp.get("attention_mask")!;
-  const image: ImageInputs = { pixelValues: inp.get("pixel_values")! };
-  if (inp.has("pixel_attention_mask")) image.pixelAttentionMask = inp.get("pixel_attention_mask")!;
-  if (inp.has("image_grid_thw")) image.imageGridThw = inp.get("image_grid_thw")!;
+  const { tensors: inp, inputIds, attentionMask, image } = readPeerInputs(work);
   const promptIds = inputIds.toFlatArray().map(Number);
   const imageTokens = promptIds.filter((x) => x === model!.imageTokenId).length;
   const patches = imagePatches(bm.config, image);
-  const cut = textLayers || visionLayers ? ` (CUT: ${textLayers ?? bm.presetTextLayers} of the preset's ${bm.presetTextLayers} decoder layers, ${visionLayers ?? bm.presetVisionLayers} of its ${bm.presetVisionLayers} vision blocks; layer widths as the preset)` : "";
+  const cut = cutNote(bm, textLayers, visionLayers);
   log(
     `model ${modelName} (${M.arch}, preset ${M.preset})${cut}: ${(bm.numParameters / 1e6).toFixed(1)}M parameters, random (seed ${seed})` +
       `${loraRank ? `, LoRA r${loraRank} alpha ${2 * loraRank} on q,k,v,o,gate,up,down (unmerged; PEFT on the peer side)` : ""}; ` +

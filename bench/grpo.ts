@@ -45,8 +45,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { generate } from "../src/generate/index.js";
-import { loadSafetensors } from "../src/io/safetensors.js";
-import { catImageGrids, type ImageInputs, saveAdapter } from "../src/models/index.js";
+import { catImageGrids, saveAdapter } from "../src/models/index.js";
 import { collateCompletions } from "../src/policy/collate.js";
 import { loadPolicy, type Policy } from "../src/policy/policy.js";
 import { features, Generator, getNumThreads, noGrad, setNumThreads, tensor, tidy } from "../src/torch/index.js";
@@ -54,7 +53,7 @@ import { AdamW, clipGradNorm } from "../src/torch/optim/index.js";
 import { entropyFromLogits, groupAdvantages, grpoLoss, selectiveLogProbs } from "../src/train/grpo_math.js";
 import { generationFlops, imagePatches, modelShape, scoringFlops } from "./flops.js";
 import { matmulGflops } from "./matmul.js";
-import { writeBenchModel } from "./model_folder.js";
+import { cutNote, readPeerInputs, writeBenchModel } from "./model_folder.js";
 import { PeerServer, peerUnavailable } from "./peers.js";
 import { argInt, argValue, imageSize, loadavg, median, type ModelChoice, MODELS, spread } from "./options.js";
 
@@ -118,16 +117,11 @@ try {
   const info = peer.info;
 
   // The processor's prompt and image (written by the peer), in our layout.
-  const inp = loadSafetensors(path.join(work, "inputs.safetensors"));
-  const inputIds = inp.get("input_ids")!;
-  const attentionMask = inp.get("attention_mask")!;
-  const image: ImageInputs = { pixelValues: inp.get("pixel_values")! };
-  if (inp.has("pixel_attention_mask")) image.pixelAttentionMask = inp.get("pixel_attention_mask")!;
-  if (inp.has("image_grid_thw")) image.imageGridThw = inp.get("image_grid_thw")!;
+  const { tensors: inp, inputIds, attentionMask, image } = readPeerInputs(work);
   const promptIds = inputIds.toFlatArray().map(Number);
   const imageTokens = promptIds.filter((x) => x === model.imageTokenId).length;
   const patches = imagePatches(bm.config, image);
-  const cut = textLayers || visionLayers ? ` (CUT: ${textLayers ?? bm.presetTextLayers} of the preset's ${bm.presetTextLayers} decoder layers, ${visionLayers ?? bm.presetVisionLayers} of its ${bm.presetVisionLayers} vision blocks; layer widths as the preset)` : "";
+  const cut = cutNote(bm, textLayers, visionLayers);
   log(
     `model ${modelName} (${M.arch}, preset ${M.preset})${cut}: ${(bm.numParameters / 1e6).toFixed(1)}M parameters, random (seed ${seed}); ` +
       `LoRA r${loraRank} alpha ${2 * loraRank} on q,k,v,o,gate,up,down (${paramsTrained} trained parameters; TRL: ${info.params_trained}); ` +

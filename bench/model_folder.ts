@@ -7,7 +7,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { configToJson, familyByName, type FamilyConfig, type RawConfig, resolveConfig, savePretrained } from "../src/models/index.js";
+import { loadSafetensors } from "../src/io/safetensors.js";
+import { configToJson, familyByName, type FamilyConfig, type ImageInputs, type RawConfig, resolveConfig, savePretrained } from "../src/models/index.js";
+import type { Tensor } from "../src/torch/index.js";
 
 export interface BenchModelSpec {
   /** A registered family (--arch): "idefics3", "qwen2_5_vl", ... */
@@ -88,4 +90,20 @@ export async function writeBenchModel(spec: BenchModelSpec): Promise<BenchModel>
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/** The prompt and image tensors the peer's processor wrote to `work`/inputs.safetensors, in our ImageInputs layout (dispose `tensors` when done). */
+export function readPeerInputs(work: string): { tensors: Map<string, Tensor>; inputIds: Tensor; attentionMask: Tensor; image: ImageInputs } {
+  const tensors = loadSafetensors(path.join(work, "inputs.safetensors"));
+  const image: ImageInputs = { pixelValues: tensors.get("pixel_values")! };
+  if (tensors.has("pixel_attention_mask")) image.pixelAttentionMask = tensors.get("pixel_attention_mask")!;
+  if (tensors.has("image_grid_thw")) image.imageGridThw = tensors.get("image_grid_thw")!;
+  return { tensors, inputIds: tensors.get("input_ids")!, attentionMask: tensors.get("attention_mask")!, image };
+}
+
+/** The note a bench prints when the model is cut to fewer layers than its preset ("" when it is whole). */
+export function cutNote(bm: BenchModel, textLayers?: number, visionLayers?: number): string {
+  return textLayers || visionLayers
+    ? ` (CUT: ${textLayers ?? bm.presetTextLayers} of the preset's ${bm.presetTextLayers} decoder layers, ${visionLayers ?? bm.presetVisionLayers} of its ${bm.presetVisionLayers} vision blocks; layer widths as the preset)`
+    : "";
 }
