@@ -18,7 +18,7 @@ import { after, before, describe, test } from "node:test";
 import { loadPretrained, savePretrained } from "../../src/models/index.js";
 import { peerSkip, ROOT, runPython, scratch } from "./helpers/bridge.js";
 import { vlmGrpo } from "./helpers/cli.js";
-import { compareFolderLogits as compareLogits, KEY_MESSAGE, TINY_SFT, writeRunConfig } from "./helpers/folders.js";
+import { assertPeftAdapterLoaded, compareFolderLogits as compareLogits, KEY_MESSAGE, type PeftAdapterCheck, TINY_SFT, writeRunConfig } from "./helpers/folders.js";
 import { assertTbMatchesJsonl, type TbRun } from "./helpers/tb_compare.js";
 
 const LOGITS_ATOL = 1e-5;
@@ -34,19 +34,9 @@ interface ModelCheck {
   config_dtype: string;
   file: string;
 }
-interface AdapterCheck {
-  peft_type: string;
+interface AdapterCheck extends PeftAdapterCheck {
   base: string;
   target_modules: string | string[];
-  r: number;
-  lora_alpha: number;
-  load_messages: string[];
-  stored_keys_missing_in_peft: string[];
-  peft_keys_missing_in_file: string[];
-  max_abs_diff_loaded_vs_file: number;
-  lora_B_max_abs: number;
-  lora_modules: number;
-  file: string;
 }
 
 const skip = peerSkip();
@@ -123,16 +113,7 @@ describe("our LoRA adapters in PEFT", { skip }, () => {
   ]) {
     test(`${name}: PeftModel.from_pretrained holds every stored tensor; base + adapter logits = our merged folder within ${LOGITS_ATOL}`, async (t) => {
       const a = adapters[name];
-      assert.equal(a.peft_type, "PeftType.LORA");
-      assert.equal(a.r, 4);
-      assert.equal(a.lora_alpha, 8);
-      assert.ok(a.lora_modules > 0, "PEFT wrapped some modules");
-      assert.deepEqual(a.stored_keys_missing_in_peft, [], "adapter file keys PEFT did not take");
-      assert.deepEqual(a.peft_keys_missing_in_file, [], "PEFT keys the file lacks");
-      assert.equal(a.max_abs_diff_loaded_vs_file, 0, "PEFT's LoRA tensors are the file's");
-      // lora_B starts at 0: a trained adapter must have moved it, else base + adapter = base trivially.
-      assert.ok(a.lora_B_max_abs > 1e-4, `lora_B max |value| ${a.lora_B_max_abs}: the adapter did not train`);
-      assert.deepEqual(a.load_messages.filter((x) => KEY_MESSAGE.test(x)), [], "PEFT loading messages");
+      assertPeftAdapterLoaded(a);
       const d = await compareLogits(dirs[merged], a.file);
       t.diagnostic(`target modules ${String(a.target_modules)}; max |ours merged - PEFT| ${d.toExponential(2)}`);
       assert.ok(d <= LOGITS_ATOL, `max |ours merged - PEFT base+adapter| = ${d} > ${LOGITS_ATOL}`);

@@ -34,7 +34,7 @@ import { type Tensor, tidy } from "../../src/torch/index.js";
 import { splitImages } from "../models/qwen2_vl/fixtures.js";
 import { peerSkip, runPython, scratch } from "./helpers/bridge.js";
 import { vlmGrpo } from "./helpers/cli.js";
-import { compareFolderLogits, KEY_MESSAGE, TINY_SFT, writeRunConfig } from "./helpers/folders.js";
+import { assertPeftAdapterLoaded, compareFolderLogits, KEY_MESSAGE, type PeftAdapterCheck, TINY_SFT, writeRunConfig } from "./helpers/folders.js";
 
 const LOGITS_ATOL = 1e-5;
 const NEW_TOKENS = 16;
@@ -76,18 +76,7 @@ interface ModelCheck {
   tied: boolean;
   file: string;
 }
-interface AdapterCheck {
-  peft_type: string;
-  r: number;
-  lora_alpha: number;
-  load_messages: string[];
-  stored_keys_missing_in_peft: string[];
-  peft_keys_missing_in_file: string[];
-  max_abs_diff_loaded_vs_file: number;
-  lora_B_max_abs: number;
-  lora_modules: number;
-  file: string;
-}
+type AdapterCheck = PeftAdapterCheck;
 interface TieVariant {
   dir: string;
   family: Family;
@@ -273,16 +262,7 @@ describe("our Qwen folders in transformers and PEFT", { skip }, () => {
   for (const family of FAMILIES) {
     test(`sft-lora-adapter ${family}: PeftModel.from_pretrained holds every stored tensor; base + adapter logits = our merged folder within ${LOGITS_ATOL}`, async (t) => {
       const a = peer.adapters[`sft-lora-adapter ${family}`];
-      assert.equal(a.peft_type, "PeftType.LORA");
-      assert.equal(a.r, 4);
-      assert.equal(a.lora_alpha, 8);
-      assert.ok(a.lora_modules > 0, "PEFT wrapped some modules");
-      assert.deepEqual(a.stored_keys_missing_in_peft, [], "adapter file keys PEFT did not take");
-      assert.deepEqual(a.peft_keys_missing_in_file, [], "PEFT keys the file lacks");
-      assert.equal(a.max_abs_diff_loaded_vs_file, 0, "PEFT's LoRA tensors are the file's");
-      // lora_B starts at 0: a trained adapter must have moved it, else base + adapter = base trivially.
-      assert.ok(a.lora_B_max_abs > 1e-4, `lora_B max |value| ${a.lora_B_max_abs}: the adapter did not train`);
-      assert.deepEqual(a.load_messages.filter((x) => KEY_MESSAGE.test(x)), [], "PEFT loading messages");
+      assertPeftAdapterLoaded(a);
       const d = await compareFolderLogits(oursDirs[`sft-lora-merged ${family}`], a.file);
       t.diagnostic(`max |ours merged - PEFT| ${d.toExponential(2)}`);
       assert.ok(d <= LOGITS_ATOL, `max |ours merged - PEFT base+adapter| = ${d} > ${LOGITS_ATOL}`);

@@ -64,3 +64,31 @@ export function writeRunConfig(workDir: string, name: string, model: string, dat
 
 /** The SFT section of the peer runs: 2 steps of 4 examples at a high learning rate, so that LoRA's B moves. */
 export const TINY_SFT = { max_steps: 2, micro_batch_size: 4, grad_accum: 1, lr: 1e-2, log_every: 1, eval_examples: 4 };
+
+/** What the Python half reports about one of our LoRA adapter folders loaded with PeftModel.from_pretrained. */
+export interface PeftAdapterCheck {
+  peft_type: string;
+  r: number;
+  lora_alpha: number;
+  load_messages: string[];
+  stored_keys_missing_in_peft: string[];
+  peft_keys_missing_in_file: string[];
+  max_abs_diff_loaded_vs_file: number;
+  lora_B_max_abs: number;
+  lora_modules: number;
+  file: string;
+}
+
+/** PEFT took the adapter whole (rank 4, alpha 8, every stored tensor bit for bit, no key complaints) and it had trained. */
+export function assertPeftAdapterLoaded(a: PeftAdapterCheck): void {
+  assert.equal(a.peft_type, "PeftType.LORA");
+  assert.equal(a.r, 4);
+  assert.equal(a.lora_alpha, 8);
+  assert.ok(a.lora_modules > 0, "PEFT wrapped some modules");
+  assert.deepEqual(a.stored_keys_missing_in_peft, [], "adapter file keys PEFT did not take");
+  assert.deepEqual(a.peft_keys_missing_in_file, [], "PEFT keys the file lacks");
+  assert.equal(a.max_abs_diff_loaded_vs_file, 0, "PEFT's LoRA tensors are the file's");
+  // lora_B starts at 0: a trained adapter must have moved it, else base + adapter = base trivially.
+  assert.ok(a.lora_B_max_abs > 1e-4, `lora_B max |value| ${a.lora_B_max_abs}: the adapter did not train`);
+  assert.deepEqual(a.load_messages.filter((x) => KEY_MESSAGE.test(x)), [], "PEFT loading messages");
+}
