@@ -25,6 +25,7 @@
 //   any pixel is decoded (decompression bombs).
 import fs from "node:fs";
 import sharp, { type Metadata, type OutputInfo } from "sharp";
+import { runWithOwnErrors, vipsReason } from "./vips_errors.js";
 
 /** An RGB image, 8 bits per channel, row-major, channels last (HWC): `data.length === width * height * 3`. */
 export interface DecodedImage {
@@ -117,9 +118,9 @@ export async function decodeImage(source: string | Uint8Array, opts: DecodeImage
   // Header only: format and size, before any pixel is decoded.
   let meta: Metadata;
   try {
-    meta = await sharp(input, { limitInputPixels: false }).metadata();
+    meta = await runWithOwnErrors(() => sharp(input, { limitInputPixels: false }).metadata());
   } catch (e) {
-    throw new Error(`${label}: not a readable image (unknown format, or a corrupt or truncated file): ${(e as Error).message}`);
+    throw new Error(`${label}: not a readable image (unknown format, or a corrupt or truncated file): ${vipsReason(e)}`);
   }
   const format = meta.format as string | undefined;
   if (!format || !SUPPORTED_IMAGE_FORMATS.includes(format)) {
@@ -138,13 +139,15 @@ export async function decodeImage(source: string | Uint8Array, opts: DecodeImage
   // as stored (no ICC transform) and convert below as Pillow does.
   const pillowSpace = meta.space === "cmyk" || (meta.space === "grey16" && meta.channels === 1) ? meta.space : null;
   try {
-    const img = sharp(input, { limitInputPixels: Number.isFinite(maxPixels) ? Math.ceil(maxPixels) : false, pages: 1, page: 0, failOn: "error" }).autoOrient(); // EXIF orientation
-    ({ data, info } = await (pillowSpace
-      ? img.pipelineColourspace(pillowSpace).toColourspace(pillowSpace).raw({ depth: pillowSpace === "grey16" ? "ushort" : "uchar" })
-      : img.toColourspace("srgb").raw({ depth: "uchar" }) // grayscale -> 3 channels, 16-bit colour -> 8-bit
-    ).toBuffer({ resolveWithObject: true }));
+    ({ data, info } = await runWithOwnErrors(() => {
+      const img = sharp(input, { limitInputPixels: Number.isFinite(maxPixels) ? Math.ceil(maxPixels) : false, pages: 1, page: 0, failOn: "error" }).autoOrient(); // EXIF orientation
+      return (pillowSpace
+        ? img.pipelineColourspace(pillowSpace).toColourspace(pillowSpace).raw({ depth: pillowSpace === "grey16" ? "ushort" : "uchar" })
+        : img.toColourspace("srgb").raw({ depth: "uchar" }) // grayscale -> 3 channels, 16-bit colour -> 8-bit
+      ).toBuffer({ resolveWithObject: true });
+    }));
   } catch (e) {
-    throw new Error(`${label}: cannot decode ${format} image (${(e as Error).message})`);
+    throw new Error(`${label}: cannot decode ${format} image (${vipsReason(e)})`);
   }
   if (pillowSpace === "cmyk") {
     if (info.channels !== 4) throw new Error(`${label}: CMYK image decoded to ${info.channels} channels, expected 4`);

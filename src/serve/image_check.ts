@@ -6,6 +6,7 @@
 // status the route answers with.
 import sharp, { type Metadata } from "sharp";
 import { SUPPORTED_IMAGE_FORMATS } from "../io/image_decode.js";
+import { runWithOwnErrors, vipsReason } from "../io/vips_errors.js";
 
 export class RequestError extends Error {
   constructor(
@@ -37,10 +38,10 @@ export async function checkImageBytes(bytes: Uint8Array, label: string, limits: 
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let meta: Metadata;
   try {
-    meta = await withTimeout(sharp(buf, { limitInputPixels: false }).metadata(), limits.decodeTimeoutMs, label);
+    meta = await withTimeout(runWithOwnErrors(() => sharp(buf, { limitInputPixels: false }).metadata()), limits.decodeTimeoutMs, label);
   } catch (e) {
     if (e instanceof RequestError) throw e;
-    throw new RequestError(400, "not_an_image", `${label}: not a readable image (${(e as Error).message})`);
+    throw new RequestError(400, "not_an_image", `${label}: not a readable image (${vipsReason(e)})`);
   }
   const format = meta.format ?? "unknown";
   if (!SUPPORTED_IMAGE_FORMATS.includes(format)) throw new RequestError(415, "unsupported_format", `${label}: image format '${format}' is not supported (${SUPPORTED_IMAGE_FORMATS.join(", ")})`);
@@ -52,10 +53,10 @@ export async function checkImageBytes(bytes: Uint8Array, label: string, limits: 
   }
   try {
     // failOn "truncated": a cut-off file is an error, not a grey tail.
-    await withTimeout(sharp(buf, { limitInputPixels: limits.maxPixels, failOn: "truncated" }).raw().toBuffer(), limits.decodeTimeoutMs, label);
+    await withTimeout(runWithOwnErrors(() => sharp(buf, { limitInputPixels: limits.maxPixels, failOn: "truncated" }).raw().toBuffer()), limits.decodeTimeoutMs, label);
   } catch (e) {
     if (e instanceof RequestError) throw e;
-    throw new RequestError(422, "corrupt_image", `${label}: the image could not be decoded (truncated or corrupt: ${(e as Error).message})`);
+    throw new RequestError(422, "corrupt_image", `${label}: the image could not be decoded (truncated or corrupt: ${vipsReason(e)})`);
   }
   return { width, height, format };
 }
