@@ -2,19 +2,28 @@
 //
 // glibc serves allocations above M_MMAP_THRESHOLD with their own mmap, which
 // free() returns to the system at once; smaller ones come from heap arenas,
-// whose free space stays in the process. By default the threshold is
-// dynamic: freeing an mmapped block raises it to that block's size (up to
-// 32 MiB), so after the first large temporary every tensor up to that size is
-// carved from the arenas, and a long-lived block (a cached image, a kept
-// tensor) between freed ones pins their pages. Resident memory then creeps
-// up while nothing leaks. Measured on 1,000 distinct images through a 16 MiB
-// image cache: RSS +56 MiB with the dynamic threshold, +10 MiB with a fixed
-// 128 KiB threshold (malloc_trim every 200 ms: +27 MiB; jemalloc: +18 MiB).
-// So the addon fixes the threshold at load, unless the user set glibc's own
-// MALLOC_MMAP_THRESHOLD_ (then glibc already applied theirs).
+// whose free space stays in the process. A tensor served by mmap costs a
+// page fault per 4 KiB page each time it is allocated, and a training step
+// allocates and frees its activations and gradients every time: on this
+// project's 2-core VM a fixed 128 KiB threshold made the demo's SFT step 4x
+// slower (0.25-0.33 s instead of 0.07 s; half the time in the kernel's page
+// faults; BENCHMARKS.md "Memory over long GRPO runs"). So temporaries must come from
+// the heap: the addon fixes the threshold at 32 MiB (glibc's own ceiling for
+// its dynamic threshold, reached at once instead of after the first large
+// free, and not lowered again), unless the user set MALLOC_MMAP_THRESHOLD_.
+//
+// The heap's catch is fragmentation: a long-lived block (a cached image)
+// between freed temporaries pins their pages, and resident memory creeps up
+// while nothing leaks (1,000 distinct images through a 16 MiB image cache:
+// +65 MiB). So what is kept for long, the image cache's tensors, is copied
+// into memory of its own with cloneOutsideHeap (one anonymous mapping per
+// tensor, returned to the system when the tensor is freed).
 #include "common.h"
 
 #include <cstdlib>
+#include <cstring>
+
+#include <sys/mman.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -24,7 +33,7 @@ namespace vlm {
 
 namespace {
 
-constexpr int kMmapThreshold = 128 * 1024;
+constexpr int kMmapThreshold = 32 * 1024 * 1024;
 // What the addon set at load: the threshold in bytes, 0 when left to glibc, -1 without glibc.
 int gMmapThreshold = -1;
 
@@ -50,6 +59,23 @@ Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// cloneOutsideHeap(t) -> a contiguous copy of a CPU tensor in an anonymous
+// mapping of its own, unmapped when the copy's storage is freed; tensors on
+// other devices (and empty ones) get a plain contiguous clone.
+Napi::Value CloneOutsideHeap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VLM_PROTECT(env, "cloneOutsideHeap", {
+    const at::Tensor& t = GetTensor(env, info[0], "cloneOutsideHeap: argument 'self'");
+    const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+    if (!t.device().is_cpu() || bytes == 0) return WrapTensor(env, t.detach().clone(at::MemoryFormat::Contiguous));
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("mmap of " + std::to_string(bytes) + " bytes failed: " + std::strerror(errno));
+    at::Tensor out = at::from_blob(p, t.sizes(), [bytes](void* d) { munmap(d, bytes); }, t.options().requires_grad(false));
+    out.copy_(t.detach());
+    return WrapTensor(env, out);
+  })
+}
+
 }  // namespace
 
 void RegisterAllocator(Napi::Env env, Napi::Object exports) {
@@ -61,6 +87,7 @@ void RegisterAllocator(Napi::Env env, Napi::Object exports) {
 #endif
   exports.Set("allocatorInfo", Napi::Function::New(env, AllocatorInfo, "allocatorInfo"));
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
+  exports.Set("cloneOutsideHeap", Napi::Function::New(env, CloneOutsideHeap, "cloneOutsideHeap"));
 }
 
 }  // namespace vlm

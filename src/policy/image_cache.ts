@@ -18,13 +18,13 @@
 // Other tensors (masks, grids) and tensors with too many values are kept as
 // they are.
 //
-// Ownership: put() makes the cache's own handles (aliases or compact copies)
+// Ownership: put() makes the cache's own handles (copies outside the C heap, compacted when exact and smaller)
 // and get() returns new tensors the caller owns, so evicting an entry never
 // frees a tensor in use.
 import fs from "node:fs";
 import os from "node:os";
 import type { ImageInputs } from "../models/vlm.js";
-import { DTYPE_CODE, ELEMENT_SIZE, keep, type Tensor, tidy } from "../torch/index.js";
+import { cloneOutsideHeap, DTYPE_CODE, ELEMENT_SIZE, keep, type Tensor, tidy } from "../torch/index.js";
 import { callT, callTs } from "../torch/tensor.js";
 
 const FIELDS = ["pixelValues", "pixelAttentionMask", "imageGridThw"] as const;
@@ -99,9 +99,9 @@ function compactFloat32(t: Tensor): Stored | null {
     const [values, inverse] = callTs("aten::_unique2", bits, false, true, false);
     const k = values.numel;
     if (k > MAX_INDEX_16) return null;
-    const palette = callT("aten::view.dtype", values, DTYPE_CODE.float32).clone();
+    const palette = cloneOutsideHeap(callT("aten::view.dtype", values, DTYPE_CODE.float32));
     // int16 indices are stored shifted by -32768 so all 32,768 fit.
-    const indices = k <= 256 ? inverse.to("uint8") : inverse.sub(MAX_INDEX_16).to("int16");
+    const indices = cloneOutsideHeap(k <= 256 ? inverse.to("uint8") : inverse.sub(MAX_INDEX_16).to("int16"));
     return { kind: "palette" as const, palette, indices, shape: [...t.shape] };
   }) as Stored | null;
 }
@@ -183,7 +183,7 @@ export class ImageCache<M> {
     for (const f of FIELDS) {
       const t = inputs[f];
       if (!t) continue;
-      const st: Stored = (compact ? compactFloat32(t) : null) ?? { kind: "plain", t: t.alias() };
+      const st: Stored = (compact ? compactFloat32(t) : null) ?? { kind: "plain", t: cloneOutsideHeap(t) };
       // The cache's handles belong to no scope a caller may have open.
       if (st.kind === "plain") keep(st.t);
       else {

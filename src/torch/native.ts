@@ -82,6 +82,7 @@ export interface NativeBinding {
   // allocator.cpp
   allocatorInfo(): { glibc: boolean; mmapThreshold: number | null };
   mallocTrim(): boolean;
+  cloneOutsideHeap(t: TensorHandle): TensorHandle;
   // runtime.cpp
   version(): NativeVersion;
   getNumThreads(): number;

@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { F, getNumThreads, keep, liveTensors, manualSeed, randn, setNumThreads, type Tensor, tensor, tidy } from "../../src/torch/index.js";
+import { cloneOutsideHeap, F, getNumThreads, HEAP_TRIM_INTERVAL_MS, keep, liveTensors, manualSeed, randn, setNumThreads, type Tensor, tensor, tidy, trimHeapNowAndThen } from "../../src/torch/index.js";
 import { AdamW, clipGradNorm, LRScheduler } from "../../src/torch/optim/index.js";
 
 const STEPS = 3000;
@@ -118,4 +118,36 @@ describe("memory", () => {
       assert.equal(tensor([2.5]).item(), 2.5);
       assert.equal(tensor([7n]).itemNumber(), 7);
     }));
+});
+
+describe("memory outside the C heap", () => {
+  test("cloneOutsideHeap: an exact, contiguous, independent copy that keeps its dtype and does not track gradients", () => {
+    const cases: Tensor[] = [
+      tensor([1.5, -0, NaN, Infinity, 3e-40], { dtype: "float32" }),
+      tensor([[1, 2, 3], [4, 5, 6]], { dtype: "int16" }).transpose(0, 1), // not contiguous
+      tensor([0, 255, 7], { dtype: "uint8" }),
+      randn([64, 1024]).requiresGrad_(), // 256 KiB, above a page
+      tensor([], { dtype: "float32" }),
+    ];
+    for (const src of cases) {
+      const copy = cloneOutsideHeap(src);
+      assert.deepEqual(copy.shape, src.shape);
+      assert.equal(copy.dtype, src.dtype);
+      assert.equal(copy.requiresGrad, false);
+      assert.deepEqual(Buffer.from(copy.toBytes()), Buffer.from(src.contiguous().toBytes()), `bytes of a ${src.dtype} ${src.shape}`);
+      copy.dispose();
+    }
+    const src = tensor([1, 2, 3], { dtype: "float32" });
+    const copy = cloneOutsideHeap(src);
+    src.mul_(10); // the copy does not share the source's memory
+    assert.deepEqual(copy.toFlatArray(), [1, 2, 3]);
+    for (const t of [...cases, src, copy]) t.dispose();
+  });
+
+  test("trimHeapNowAndThen trims at most once per interval", () => {
+    const t0 = 1e12; // far after any earlier trim
+    assert.equal(trimHeapNowAndThen(t0), true);
+    assert.equal(trimHeapNowAndThen(t0 + HEAP_TRIM_INTERVAL_MS - 1), false);
+    assert.equal(trimHeapNowAndThen(t0 + HEAP_TRIM_INTERVAL_MS), true);
+  });
 });
