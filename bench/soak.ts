@@ -75,7 +75,8 @@ async function main(): Promise<void> {
       data: { path: ds.manifest },
       prompt: { system_prompt: "", user_prompt: "Categories: {categories}?" },
       lora: { enabled: true, rank: 4, alpha: 8, dropout: 0.1 },
-      grpo: { steps, prompts_per_step: 2, num_generations: 4, max_completion_length: completionLength, lr: 1e-3, log_every: 1, save_every: 0, rewards: rewardKind === "module" ? [{ module: rewardFile }] : [{ name: "recall" }, { name: "format" }] },
+      // An untrained model learns nothing here (every answer unparseable): the soak measures memory, so the stall check only warns.
+      grpo: { steps, prompts_per_step: 2, num_generations: 4, max_completion_length: completionLength, lr: 1e-3, log_every: 1, save_every: 0, on_stall: "warn", rewards: rewardKind === "module" ? [{ module: rewardFile }] : [{ name: "recall" }, { name: "format" }] },
     },
     { file: "bench:soak config" },
   );
