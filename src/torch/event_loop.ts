@@ -13,12 +13,12 @@
 // loop too, so such a loop cannot be interrupted either.
 //
 // yieldToEventLoop() lets one full turn pass (timers, I/O, signal handlers,
-// the finalizer drain), and every few seconds gives free heap pages back to
-// the system (trimHeapNowAndThen, memory.ts). Call it once per training
+// the finalizer drain), and gives free heap pages back to the system when
+// resident memory has grown (trimHeapNowAndThen, memory.ts). Call it once per training
 // step, or every few thousand handles in any other long loop.
 import { trimHeapNowAndThen } from "./memory.js";
 
-/** Resolves after one turn of the event loop (its check phase), never from the microtask queue; trims the heap now and then. */
+/** Resolves after one turn of the event loop (its check phase), never from the microtask queue; trims the heap when resident memory grew. */
 export function yieldToEventLoop(): Promise<void> {
   trimHeapNowAndThen();
   return new Promise((resolve) => setImmediate(resolve));

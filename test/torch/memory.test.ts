@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { cloneOutsideHeap, F, getNumThreads, HEAP_TRIM_INTERVAL_MS, keep, liveTensors, manualSeed, randn, setNumThreads, type Tensor, tensor, tidy, trimHeapNowAndThen } from "../../src/torch/index.js";
+import { cloneOutsideHeap, F, getNumThreads, HEAP_TRIM_GROWTH_BYTES, keep, liveTensors, manualSeed, randn, setNumThreads, type Tensor, tensor, tidy, trimHeapNowAndThen } from "../../src/torch/index.js";
 import { AdamW, clipGradNorm, LRScheduler } from "../../src/torch/optim/index.js";
 
 const STEPS = 3000;
@@ -144,10 +144,13 @@ describe("memory outside the C heap", () => {
     for (const t of [...cases, src, copy]) t.dispose();
   });
 
-  test("trimHeapNowAndThen trims at most once per interval", () => {
-    const t0 = 1e12; // far after any earlier trim
-    assert.equal(trimHeapNowAndThen(t0), true);
-    assert.equal(trimHeapNowAndThen(t0 + HEAP_TRIM_INTERVAL_MS - 1), false);
-    assert.equal(trimHeapNowAndThen(t0 + HEAP_TRIM_INTERVAL_MS), true);
+  test("trimHeapNowAndThen trims above its bar, and a trim raises the bar to the level it found", () => {
+    trimHeapNowAndThen(1); // sets the bar on a first call; below any bar afterwards: no trim either way
+    const high = 1e12; // far above any real RSS
+    assert.equal(trimHeapNowAndThen(high), true);
+    // The bar is now the level the trim found (higher than the real RSS after it plus the growth allowance).
+    assert.equal(trimHeapNowAndThen(high), false, "climbing back to the earlier peak does not trim");
+    assert.equal(trimHeapNowAndThen(process.memoryUsage.rss()), false);
+    assert.equal(trimHeapNowAndThen(high + 1), true, "above the earlier peak: trims");
   });
 });
