@@ -183,7 +183,7 @@ describe("PromptEncoder with the cache", () => {
     const budgetMiB = 16;
     // Measured with the 32 MiB mmap threshold and the trainers' heap trim
     // (allocator.cpp, memory.ts), 2,000 images compact / 800 plain: at most
-    // 33-35 / 1-12 MiB on libtorch 1.13, 62-79 / 31-39 MiB on libtorch 2.x,
+    // 23-35 / 1-12 MiB on libtorch 1.13, 62-80 / 31-74 MiB on libtorch 2.x,
     // a sawtooth that does not climb (2.x trimming every 5 s instead: 205 MiB).
     const marginMiB = 96;
     test(`${count} distinct images (768 KiB each processed, compact ${compact}): RSS stays under the ${budgetMiB} MiB budget + ${marginMiB} MiB`, { timeout: 900_000 }, async () => {
@@ -219,7 +219,8 @@ describe("PromptEncoder with the cache", () => {
       assert.equal(s.evictions, s.misses - s.entries - s.oversized);
       assert.ok(s.entries >= (compact ? 60 : 18), `only ${s.entries} entries fit`);
       encoder.dispose();
-      assert.equal(liveTensors(), live0, "no tensor left behind");
+      // At most as many as before: a handle an earlier test dropped without dispose may be finalized meanwhile (the loop yields).
+      assert.ok(liveTensors() <= live0, `no tensor left behind: ${liveTensors()} live, ${live0} before`);
       console.log(`compact ${compact}: RSS grew at most ${peak.toFixed(0)} MiB over ${count} images; ${describeImageCache(s)}`);
     });
   }
