@@ -7,7 +7,9 @@
 //
 // So a sharp operation that fails is run once more with no other operation
 // of this gate in flight, and its error then names this image's problem
-// alone. Failures are rare, so the serial retry costs nothing in a clean run.
+// alone. Failures are rare, so the serial retry costs nothing in a clean run
+// (a data set with many bad rows decodes them one at a time). The server
+// does not use the gate (serve/image_check.ts says why).
 
 let inFlight = 0;
 let drainedWaiters: (() => void)[] = [];
@@ -54,7 +56,7 @@ export async function runWithOwnErrors<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A sharp error as one line: libvips' lines without repeats, joined by "; "; "no reason given" when libvips gave none. */
+/** A sharp error as one line: libvips' lines without repeats, joined by "; "; "libvips gave no reason" when it gave none. */
 export function vipsReason(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);
   const lines = [...new Set(text.split("\n").map((l) => l.trim()).filter((l) => l !== "" && l !== "Unknown error"))];

@@ -6,7 +6,10 @@
 // status the route answers with.
 import sharp, { type Metadata } from "sharp";
 import { SUPPORTED_IMAGE_FORMATS } from "../io/image_decode.js";
-import { runWithOwnErrors, vipsReason } from "../io/vips_errors.js";
+// Not runWithOwnErrors here: its retry waits until no other decode is in
+// flight, so a stream of corrupt uploads would serialize every decode of the
+// server. A reason may then carry another upload's libvips line (vips_errors.ts).
+import { vipsReason } from "../io/vips_errors.js";
 
 export class RequestError extends Error {
   constructor(
@@ -38,7 +41,7 @@ export async function checkImageBytes(bytes: Uint8Array, label: string, limits: 
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let meta: Metadata;
   try {
-    meta = await withTimeout(runWithOwnErrors(() => sharp(buf, { limitInputPixels: false }).metadata()), limits.decodeTimeoutMs, label);
+    meta = await withTimeout(sharp(buf, { limitInputPixels: false }).metadata(), limits.decodeTimeoutMs, label);
   } catch (e) {
     if (e instanceof RequestError) throw e;
     throw new RequestError(400, "not_an_image", `${label}: not a readable image (${vipsReason(e)})`);
@@ -53,7 +56,7 @@ export async function checkImageBytes(bytes: Uint8Array, label: string, limits: 
   }
   try {
     // failOn "truncated": a cut-off file is an error, not a grey tail.
-    await withTimeout(runWithOwnErrors(() => sharp(buf, { limitInputPixels: limits.maxPixels, failOn: "truncated" }).raw().toBuffer()), limits.decodeTimeoutMs, label);
+    await withTimeout(sharp(buf, { limitInputPixels: limits.maxPixels, failOn: "truncated" }).raw().toBuffer(), limits.decodeTimeoutMs, label);
   } catch (e) {
     if (e instanceof RequestError) throw e;
     throw new RequestError(422, "corrupt_image", `${label}: the image could not be decoded (truncated or corrupt: ${vipsReason(e)})`);
