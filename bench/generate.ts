@@ -52,7 +52,7 @@ import { applyLora, loraModules } from "../src/nn/lora.js";
 import { features, getNumThreads, noGrad, randn, setNumThreads, type Tensor, tidy } from "../src/torch/index.js";
 import { generationFlops, imagePatches, modelShape } from "./flops.js";
 import { matmulGflops } from "./matmul.js";
-import { cutNote, readPeerInputs, writeBenchModel } from "./model_folder.js";
+import { benchModelFields, cutNote, readPeerInputs, writeBenchModel } from "./model_folder.js";
 import { PeerServer, peerUnavailable } from "./peers.js";
 import { argInt, argValue, imageSize, loadavg, median, type ModelChoice, MODELS, spread } from "./options.js";
 
@@ -193,13 +193,7 @@ try {
     const r = (x: number, k = 3) => Number(x.toFixed(k));
     console.log(
       JSON.stringify({
-        model: modelName,
-        arch: M.arch,
-        preset: M.preset,
-        text_layers: textLayers ?? bm.presetTextLayers,
-        vision_layers: visionLayers ?? bm.presetVisionLayers,
-        parameters: bm.numParameters,
-        lora_rank: loraRank,
+        ...benchModelFields(bm, { name: modelName, arch: M.arch, preset: M.preset, textLayers, visionLayers, loraRank }),
         prompt_tokens: promptIds.length,
         image_tokens: imageTokens,
         completions: G,

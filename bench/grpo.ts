@@ -53,7 +53,7 @@ import { AdamW, clipGradNorm } from "../src/torch/optim/index.js";
 import { entropyFromLogits, groupAdvantages, grpoLoss, selectiveLogProbs } from "../src/train/grpo_math.js";
 import { generationFlops, imagePatches, modelShape, scoringFlops } from "./flops.js";
 import { matmulGflops } from "./matmul.js";
-import { cutNote, readPeerInputs, writeBenchModel } from "./model_folder.js";
+import { benchModelFields, cutNote, readPeerInputs, writeBenchModel } from "./model_folder.js";
 import { PeerServer, peerUnavailable } from "./peers.js";
 import { argInt, argValue, imageSize, loadavg, median, type ModelChoice, MODELS, spread } from "./options.js";
 
@@ -235,13 +235,7 @@ try {
     });
     console.log(
       JSON.stringify({
-        model: modelName,
-        arch: M.arch,
-        preset: M.preset,
-        text_layers: textLayers ?? bm.presetTextLayers,
-        vision_layers: visionLayers ?? bm.presetVisionLayers,
-        parameters: bm.numParameters,
-        lora_rank: loraRank,
+        ...benchModelFields(bm, { name: modelName, arch: M.arch, preset: M.preset, textLayers, visionLayers, loraRank }),
         params_trained: paramsTrained,
         prompt_tokens: promptIds.length,
         image_tokens: imageTokens,

@@ -107,3 +107,19 @@ export function cutNote(bm: BenchModel, textLayers?: number, visionLayers?: numb
     ? ` (CUT: ${textLayers ?? bm.presetTextLayers} of the preset's ${bm.presetTextLayers} decoder layers, ${visionLayers ?? bm.presetVisionLayers} of its ${bm.presetVisionLayers} vision blocks; layer widths as the preset)`
     : "";
 }
+
+/** The fields that describe the benchmarked model in a bench's --json line (same names in every bench). */
+export function benchModelFields(
+  bm: BenchModel,
+  m: { name: string; arch: string; preset: string; textLayers?: number; visionLayers?: number; loraRank: number },
+): { model: string; arch: string; preset: string; text_layers: number; vision_layers: number; parameters: number; lora_rank: number } {
+  return {
+    model: m.name,
+    arch: m.arch,
+    preset: m.preset,
+    text_layers: m.textLayers ?? bm.presetTextLayers,
+    vision_layers: m.visionLayers ?? bm.presetVisionLayers,
+    parameters: bm.numParameters,
+    lora_rank: m.loraRank,
+  };
+}
