@@ -4,7 +4,9 @@
 // answer's ids. Prompt and answer are tokenized separately and concatenated,
 // as TRL does for prompt-completion data, so SFT sees exactly the token
 // boundary GRPO's generation continues from.
-// Processed images are cached per example id (image_cache.ts: a byte budget,
+// Processed images are cached per example id and image source (the path, or
+// the file and row of embedded bytes: one encoder may see two datasets whose
+// ids overlap), in image_cache.ts (a byte budget,
 // least-recently-used eviction, exact compact storage): the same image is not
 // decoded and resized again every epoch. encodePrompt hands out new tensors
 // (aliases or rebuilt from the compact form), so a caller owns what it gets
@@ -133,13 +135,15 @@ export class PromptEncoder {
 
   /** The prompt ids and image tensors of one example (the caller owns the image handles: disposeEncoded). */
   async encodePrompt(ex: Example): Promise<EncodedPrompt> {
-    const hit = this.cache.get(ex.id);
-    if (hit) return { id: ex.id, ids: hit.meta.ids, images: hit.inputs, imageTokens: sum(hit.meta.imageTokenCounts) };
     const label = "path" in ex.image ? ex.image.path : `${ex.source.file}${ex.source.row !== undefined ? `#${ex.source.row}` : ""}`;
+    // Ids are unique within a dataset only: the key names the image's source too.
+    const key = `${ex.id}\u0000${label}`;
+    const hit = this.cache.get(key);
+    if (hit) return { id: ex.id, ids: hit.meta.ids, images: hit.inputs, imageTokens: sum(hit.meta.imageTokenCounts) };
     const src = "path" in ex.image ? ex.image.path : ex.image.bytes;
     const c = await this.encodeText(this.promptTemplate, [src], label);
     try {
-      this.cache.put(ex.id, { ids: c.ids, imageTokenCounts: c.processed.imageTokenCounts }, c.processed.inputs);
+      this.cache.put(key, { ids: c.ids, imageTokenCounts: c.processed.imageTokenCounts }, c.processed.inputs);
     } catch (e) {
       disposeImageInputs(c.processed.inputs);
       throw e;

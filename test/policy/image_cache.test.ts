@@ -177,6 +177,27 @@ describe("PromptEncoder with the cache", () => {
     }
   });
 
+  test("two datasets with the same ids: each example gets its own image, not the other's cached one", async () => {
+    const policy = await loadPolicy({ modelDir, prompt: { systemPrompt: "", userPrompt: "Categories: {categories}?" }, imageCache: { maxBytes: 16 * MiB, compact: true } });
+    const dirs = [fs.mkdtempSync(path.join(os.tmpdir(), "cache-ds-a-")), fs.mkdtempSync(path.join(os.tmpdir(), "cache-ds-b-"))];
+    try {
+      const seen: Buffer[] = [];
+      for (const [k, dir] of dirs.entries()) {
+        const file = path.join(dir, "00000.png");
+        fs.writeFileSync(file, await pngFor(7 + k));
+        // Same id ("00000", as two synthetic sets have), different files.
+        const e = await policy.encoder.encodePrompt({ id: "00000", image: { path: file }, labels: [], source: { file: "manifest.jsonl", line: 1 } });
+        seen.push(bitsOf(e.images!.pixelValues));
+        disposeEncoded([e]);
+      }
+      assert.equal(policy.encoder.cacheStats().hits, 0, "the second dataset's image was served from the first one's cache entry");
+      assert.ok(!seen[0].equals(seen[1]), "two different images gave the same pixels");
+    } finally {
+      policy.dispose();
+      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   for (const compact of [true, false]) {
     // Unbounded, these would hold 2000 x 0.77 MB = 1.5 GB (compact: 0.4 GB) and 800 x 0.77 MB = 0.6 GB.
     const count = compact ? 2000 : 800;
