@@ -88,6 +88,7 @@ export const runConfigSchema = s.object({
     schedule: schedule("cosine"),
     warmup_ratio: s.number({ min: 0, max: 1, default: 0.05, doc: "share of steps spent warming up" }),
     max_grad_norm: s.number({ min: 0, default: 1, doc: "global-norm gradient clipping (0 = off)" }),
+    augment: s.string({ enum: ["none", "hflip"] as const, default: "none", doc: "image augmentation: hflip mirrors each training image with probability 1/2, drawn per step from the seed" }),
     freeze_vision: s.boolean({ default: true, doc: "full fine-tuning: keep the vision tower frozen" }),
     eval_every: s.number({ int: true, min: 0, default: 0, doc: "validate every N steps (0 = at the end only)" }),
     eval_examples: s.number({ int: true, min: 0, default: 64, doc: "val examples per validation (0 = all)" }),
@@ -108,6 +109,7 @@ export const runConfigSchema = s.object({
     schedule: schedule("constant"),
     warmup_ratio: s.number({ min: 0, max: 1, default: 0, doc: "share of steps spent warming up" }),
     max_grad_norm: s.number({ min: 0, default: 1, doc: "global-norm gradient clipping (0 = off)" }),
+    freeze_vision: s.boolean({ default: true, doc: "full fine-tuning: keep the vision tower frozen (false: the policy gradient reaches the image features too)" }),
     beta: s.number({ min: 0, default: 0, doc: "KL coefficient to the reference (base weights, LoRA off); 0 = no KL" }),
     use_bias_correction_kl: s.boolean({
       default: true,

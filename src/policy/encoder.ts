@@ -17,6 +17,7 @@ import { decodeImage } from "../io/image_decode.js";
 import type { HFTokenizer } from "../io/tokenizer.js";
 import { expandImageMarkers, type ProcessedImages, type VlmImageProcessor } from "../models/processor.js";
 import { disposeImageInputs, type ImageInputs } from "../models/vlm.js";
+import { flipHorizontal } from "./augment.js";
 import { autoImageCacheBytes, ImageCache, type ImageCacheStats } from "./image_cache.js";
 
 export interface EncodedPrompt {
@@ -101,9 +102,12 @@ export class PromptEncoder {
   }
 
   /** Decodes and processes images, expands `text`'s markers and tokenizes it (nothing cached). */
-  private async encodeText(text: string, sources: readonly (string | Uint8Array)[], label: string): Promise<CachedImage> {
+  private async encodeText(text: string, sources: readonly (string | Uint8Array)[], label: string, mirror = false): Promise<CachedImage> {
     const decoded = [];
-    for (const [i, src] of sources.entries()) decoded.push(await decodeImage(src, { maxPixels: this.opts.maxPixels, label: typeof src === "string" ? src : `${label} image ${i}` }));
+    for (const [i, src] of sources.entries()) {
+      const img = await decodeImage(src, { maxPixels: this.opts.maxPixels, label: typeof src === "string" ? src : `${label} image ${i}` });
+      decoded.push(mirror ? flipHorizontal(img) : img);
+    }
     const processed = await this.opts.images.process(decoded);
     try {
       const expanded = expandImageMarkers(text, this.opts.images.imageMarker, processed.expansions, `prompt of ${label}`);
@@ -133,15 +137,20 @@ export class PromptEncoder {
     return { id, ids: c.ids, images: c.processed.inputs, imageTokens: sum(c.processed.imageTokenCounts) };
   }
 
-  /** The prompt ids and image tensors of one example (the caller owns the image handles: disposeEncoded). */
-  async encodePrompt(ex: Example): Promise<EncodedPrompt> {
+  /**
+   * The prompt ids and image tensors of one example (the caller owns the image
+   * handles: disposeEncoded); `mirror`: its image flipped left to right (SFT's
+   * augmentation), cached apart from the unflipped one.
+   */
+  async encodePrompt(ex: Example, opts: { mirror?: boolean } = {}): Promise<EncodedPrompt> {
+    const mirror = opts.mirror === true;
     const label = "path" in ex.image ? ex.image.path : `${ex.source.file}${ex.source.row !== undefined ? `#${ex.source.row}` : ""}`;
     // Ids are unique within a dataset only: the key names the image's source too.
-    const key = `${ex.id}\u0000${label}`;
+    const key = `${ex.id}\u0000${label}${mirror ? "\u0000mirrored" : ""}`;
     const hit = this.cache.get(key);
     if (hit) return { id: ex.id, ids: hit.meta.ids, images: hit.inputs, imageTokens: sum(hit.meta.imageTokenCounts) };
     const src = "path" in ex.image ? ex.image.path : ex.image.bytes;
-    const c = await this.encodeText(this.promptTemplate, [src], label);
+    const c = await this.encodeText(this.promptTemplate, [src], label, mirror);
     try {
       this.cache.put(key, { ids: c.ids, imageTokenCounts: c.processed.imageTokenCounts }, c.processed.inputs);
     } catch (e) {

@@ -10,3 +10,4 @@ export * from "./decide.js";
 export * from "./model_card.js";
 export * from "./thresholds.js";
 export * from "./image_cache.js";
+export * from "./augment.js";

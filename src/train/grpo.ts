@@ -239,7 +239,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
   if (splits.train.length === 0) throw new Error(`grpo: the train split of ${cfg.data.path} is empty`);
   const evalSet = heldOutSample(splits.val, g.eval_examples, cfg.seed);
   const fns = await buildRewardFunctions(g.rewards as RewardSpec[], { configDir: opts.configDir, timeoutSeconds: g.reward_timeout_s });
-  const policy = await loadTrainingPolicy(cfg, { freezeVision: true });
+  const policy = await loadTrainingPolicy(cfg, { freezeVision: g.freeze_vision });
   let optimizer: ReturnType<typeof makeOptimizer> | undefined;
   let logs: RunLogger | undefined;
   let stop: StopRequest | undefined;

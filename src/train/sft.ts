@@ -11,6 +11,7 @@ import { disposeImageInputs } from "../models/vlm.js";
 import { collateSft, IGNORE_INDEX } from "../policy/collate.js";
 import { disposeEncoded, type EncodedPrompt } from "../policy/encoder.js";
 import type { Policy } from "../policy/policy.js";
+import { flipsForStep } from "../policy/augment.js";
 import { DataParallel, F, noGrad, tidy } from "../torch/index.js";
 import { describeImageCache, imageCacheMetrics } from "../policy/image_cache.js";
 import { yieldToEventLoop } from "../torch/event_loop.js";
@@ -193,12 +194,15 @@ export async function runSft(cfg: RunConfig, opts: SftOptions = {}): Promise<Sft
       // Normalized by the GLOBAL target-token count (every rank sees the whole batch's
       // labels), so that the ranks' gradients sum to the one-process gradient.
       const tokenCount = globalBatch.reduce((s, e) => s + policy.encoder.targetIds(e.labels).length, 0);
-      const examples = dp.shard(globalBatch);
+      // Drawn over the global batch (by step and position) before sharding: the same flips on any world size.
+      const flips = flipsForStep(sc.augment, cfg.seed, step + 1, globalBatch.length);
+      const shard = dp.shard(globalBatch.map((e, j) => ({ e, mirror: flips[j] })));
       let lossSum = 0;
       for (let m = 0; m < sc.grad_accum; m++) {
-        const chunk = examples.slice(m * sc.micro_batch_size, (m + 1) * sc.micro_batch_size);
+        const part = shard.slice(m * sc.micro_batch_size, (m + 1) * sc.micro_batch_size);
+        const chunk = part.map((x) => x.e);
         if (chunk.length === 0) break;
-        const enc = await Promise.all(chunk.map((e) => policy.encoder.encodePrompt(e)));
+        const enc = await Promise.all(part.map((x) => policy.encoder.encodePrompt(x.e, { mirror: x.mirror })));
         const loss = sumTokenLoss(policy, chunk, enc, tokenCount);
         disposeEncoded(enc);
         lossSum += loss.item() as number;

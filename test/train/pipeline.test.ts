@@ -81,9 +81,41 @@ describe("SFT", () => {
     for (const [k, t] of a) close(t.toFlatArray().slice(0, 64), b.get(k)!.toFlatArray().slice(0, 64), 1e-6, k);
     dispose([...a.values(), ...b.values()]);
   });
+
+  test("hflip augmentation: resumed = uninterrupted, and the flips change the training", async () => {
+    const aug = { sft: { augment: "hflip" } };
+    const full = await runSft(config("sft-aug-a", aug), quiet);
+    const first = await runSft(config("sft-aug-b", aug), { ...quiet, stopAfterSteps: 2 });
+    const rest = await runSft(config("sft-aug-b", aug), { ...quiet, resume: "auto" });
+    close([...first.losses, ...rest.losses], full.losses, 1e-6, "loss");
+    const plain = await runSft(config("sft-aug-none"), quiet);
+    assert.ok(full.losses.some((v, i) => Math.abs(v - plain.losses[i]) > 1e-6), `hflip gave the losses of no augmentation: ${full.losses} vs ${plain.losses}`);
+  });
 });
 
 describe("GRPO", () => {
+  test("full fine-tuning: the vision tower stays frozen by default and trains with grpo.freeze_vision false", async () => {
+    const changedVision = (dir: string) => {
+      const base = SafetensorsFolder.open(modelDir);
+      const trained = SafetensorsFolder.open(dir);
+      const names = base.names.filter((n) => n.includes("vision_model"));
+      assert.ok(names.length > 0);
+      const changed = names.filter((name) => {
+        const a = base.get(name);
+        const b = trained.get(name);
+        const differs = Buffer.compare(Buffer.from(a.toBytes()), Buffer.from(b.toBytes())) !== 0;
+        dispose([a, b]);
+        return differs;
+      });
+      return { changed, total: names.length };
+    };
+    const frozen = await runGrpo(config("grpo-vision-frozen", { lora: { enabled: false }, grpo: { steps: 2 } }), quiet);
+    assert.deepEqual(changedVision(frozen.finalModelDir!).changed, []);
+    const open = await runGrpo(config("grpo-vision-open", { lora: { enabled: false }, grpo: { steps: 2, freeze_vision: false } }), quiet);
+    const v = changedVision(open.finalModelDir!);
+    assert.ok(v.changed.length === v.total, `only ${v.changed.length} of ${v.total} vision tensors changed: the policy gradient did not reach the vision tower`);
+  });
+
   test("a LoRA run changes every adapter tensor", async () => {
     const r = await runGrpo(config("grpo-smoke", { grpo: { steps: 2 } }), quiet);
     const ad = loadSafetensors(path.join(r.finalModelDir! + "-adapter", "adapter_model.safetensors"));
