@@ -151,6 +151,11 @@ export const runConfigSchema = s.object({
     }),
     eval_examples: s.number({ int: true, min: 0, default: 64, doc: "val examples per held-out eval: the same seeded sample each time (0 = the whole val split)" }),
     final_eval: s.boolean({ default: true, doc: "run the held-out eval after the last step too" }),
+    select_best: s.boolean({
+      default: false,
+      doc: "the final model is the held-out eval's best instead of the last step's: the highest val recall with val FPR <= select_max_fpr (none within: the lowest FPR); needs eval_every > 0",
+    }),
+    select_max_fpr: s.number({ min: 0, max: 1, default: 0.15, doc: "select_best's false-positive budget on the val split" }),
     log_completions_every: s.number({
       int: true,
       min: 0,

@@ -33,6 +33,7 @@ import { mainLog, prepareRanks, rankSeed, resumeAcrossRanks, saveCheckpointAcros
 import { anyZeroVariance, drawReplacements, gatherSummary, promptStreamSeed, shardPrompts, summarizeRound, zeroVarianceFraction } from "./grpo_dp.js";
 import { grpoLoss } from "./grpo_math.js";
 import { batchConfusion, completionLogProbs, disposeRound, generateRound, lengthStats, mergeRounds, PromptSampler, rewardStats, type Round, subRound } from "./grpo_round.js";
+import { BestHeldOut, type HeldOutFigures } from "./best_held_out.js";
 import { heldOutEval, heldOutSample } from "./held_out_eval.js";
 import { describeChanges, readCheckpointConfig, checkResumeSettings, reapplyOptimizerSettings } from "./resume_settings.js";
 import { planOutputDir, prepareOutputDir } from "./run_dir.js";
@@ -87,6 +88,8 @@ export interface GrpoResult {
   evals: { step: number; metrics: Record<string, number> }[];
   /** The signal that stopped the run (its checkpoint saved), or null. */
   interruptedBy: StopSignal | null;
+  /** grpo.select_best: the held-out evaluation whose weights the final model has (null when off). */
+  selected: HeldOutFigures | null;
 }
 
 /** A pass's sums over this rank's groups (token-weighted where a mean is wanted); summed over ranks by StepSync. */
@@ -223,6 +226,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
 
   // ---- validation: nothing is written to output_dir before all of it passes ------
   if (g.beta > 0 && !cfg.lora.enabled) throw new Error("grpo: beta > 0 needs LoRA (lora.enabled: true): the reference policy is the base weights with the adapters switched off");
+  if (g.select_best && g.eval_every === 0) throw new Error("grpo: select_best needs grpo.eval_every > 0 (the held-out evaluations it chooses among)");
   // Rank 0 checks the folder and the checkpoint; the others follow what it restores.
   const ref = dp.isMain ? resolveResume(opts.resume, runDir, log) : null;
   const plan = dp.isMain
@@ -238,6 +242,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
   const splits = await loadSplits(cfg.data, log);
   if (splits.train.length === 0) throw new Error(`grpo: the train split of ${cfg.data.path} is empty`);
   const evalSet = heldOutSample(splits.val, g.eval_examples, cfg.seed);
+  if (g.select_best && evalSet.length === 0) throw new Error(`grpo: select_best needs a val split, and the one of ${cfg.data.path} is empty (set data.val_fraction or give rows split: val)`);
   const fns = await buildRewardFunctions(g.rewards as RewardSpec[], { configDir: opts.configDir, timeoutSeconds: g.reward_timeout_s });
   const policy = await loadTrainingPolicy(cfg, { freezeVision: g.freeze_vision });
   let optimizer: ReturnType<typeof makeOptimizer> | undefined;
@@ -282,6 +287,7 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
 
     const evals: GrpoResult["evals"] = [];
     let lastEvalStep = -1;
+    const best = g.select_best ? new BestHeldOut(runDir, g.select_max_fpr, dp.isMain) : null;
     const evaluate = async (at: number) => {
       if (evalSet.length === 0) return;
       const m = await heldOutEval(policy, evalSet, cfg, dp);
@@ -289,7 +295,12 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
       evals.push({ step: at, metrics: m });
       lastEvalStep = at;
       const f = (k: string) => (m[k] === undefined ? "n/a" : m[k].toFixed(3));
-      log(`grpo: step ${at} held-out eval (${m["eval/n"]} val images): recall ${f("eval/recall")}, FPR ${f("eval/fpr")}, unparseable ${f("eval/unparseable_rate")}`);
+      let note = "";
+      if (best) {
+        if (m["eval/recall"] === undefined || m["eval/fpr"] === undefined) note = " (select_best: needs offensive and safe val images; not considered)";
+        else if (best.consider({ step: at, recall: m["eval/recall"], fpr: m["eval/fpr"] }, policy)) note = " (the best so far: kept)";
+      }
+      log(`grpo: step ${at} held-out eval (${m["eval/n"]} val images): recall ${f("eval/recall")}, FPR ${f("eval/fpr")}, unparseable ${f("eval/unparseable_rate")}${note}`);
     };
 
     stop = new StopRequest({ graceSeconds: cfg.stop_timeout_s, label: "grpo" });
@@ -420,15 +431,23 @@ export async function runGrpo(cfg: RunConfig, opts: GrpoOptions = {}): Promise<G
     progress?.done();
     log(`grpo: ${describeImageCache(policy.encoder.cacheStats())}`);
     let finalModelDir: string | null = null;
+    let selected: HeldOutFigures | null = null;
     if (!stoppedEarly) {
       if (g.final_eval && lastEvalStep !== step) await evaluate(step);
+      if (best) {
+        // Only the main process writes the final model, so only it needs the best weights back.
+        selected = dp.isMain ? best.restoreInto(policy, cfg) : best.best;
+        if (selected === null) log("grpo: warning: select_best: no held-out evaluation could be compared (the val split needs offensive and safe images); the final model is the last step's");
+        else if (!best.inBudget) log(`grpo: warning: select_best: no held-out evaluation had FPR <= ${g.select_max_fpr}; the final model is the one with the lowest, step ${selected.step} (recall ${selected.recall.toFixed(3)}, FPR ${selected.fpr.toFixed(3)})`);
+        else log(`grpo: select_best: the final model is step ${selected.step}'s (held-out recall ${selected.recall.toFixed(3)} at FPR ${selected.fpr.toFixed(3)} <= ${g.select_max_fpr})`);
+      }
       finalModelDir = path.join(runDir, "final");
       if (dp.isMain) await saveFinalModel(policy, finalModelDir);
       log(`grpo: model written to ${finalModelDir}`);
       logs.end("success");
       ended = true;
     }
-    return { runDir, finalModelDir, steps: step, history, stoppedEarly, stalls, evals, interruptedBy: stop?.signal ?? null };
+    return { runDir, finalModelDir, steps: step, history, stoppedEarly, stalls, evals, interruptedBy: stop?.signal ?? null, selected };
   } catch (e) {
     if (logs && !ended) logs.end("failure");
     throw e;

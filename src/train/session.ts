@@ -76,11 +76,7 @@ export function saveTrainingCheckpoint(runDir: string, step: number, parts: Chec
     runDir,
     step,
     (dir) => {
-      if (policy.lora) {
-        saveAdapter(policy.model, path.join(dir, "adapter"), { baseModel: policy.modelDir });
-      } else {
-        saveSafetensors(path.join(dir, "model.safetensors"), policy.model.stateDict(), { format: "pt" });
-      }
+      writeTrainedWeights(policy, dir);
       saveSafetensors(path.join(dir, "optimizer.safetensors"), optimizer.stateTensors());
       const rng: Record<string, Tensor> = { global: getRngState() };
       if (sampler) rng.sampler = sampler.getState();
@@ -107,22 +103,27 @@ function savedLoraRank(dir: string): number | null {
   }
 }
 
-/** Restores weights/adapter, optimizer, schedule and RNG from a checkpoint; returns its trainer state. Errors name the checkpoint (and the tensor and both shapes for a mismatch). */
-export function restoreTrainingCheckpoint(ref: CheckpointRef, parts: CheckpointParts, kind: "sft" | "grpo"): TrainerState {
-  const where = `resume from ${ref.path}`;
-  const state = readJson<TrainerState>(path.join(ref.path, "trainer_state.json"));
-  if (state.kind !== kind) throw new Error(`${where}: it is a ${state.kind} checkpoint, not ${kind}`);
-  if (state.lora !== parts.policy.lora) throw new Error(`${where}: it was saved with lora.enabled ${state.lora} but this run has lora.enabled ${parts.policy.lora}`);
+/** The trained weights into `dir`: the adapter (adapter/, PEFT format) with LoRA, else model.safetensors. */
+export function writeTrainedWeights(policy: Policy, dir: string): void {
+  if (policy.lora) {
+    saveAdapter(policy.model, path.join(dir, "adapter"), { baseModel: policy.modelDir });
+  } else {
+    saveSafetensors(path.join(dir, "model.safetensors"), policy.model.stateDict(), { format: "pt" });
+  }
+}
+
+/** Copies the weights `writeTrainedWeights` wrote in `dir` into the policy (every key and shape checked first); `where` starts the errors. */
+export function readTrainedWeights(dir: string, policy: Policy, cfg: RunConfig, where: string): void {
   noGrad(() => {
-    if (parts.policy.lora) {
-      const file = path.join(ref.path, "adapter", "adapter_model.safetensors");
+    if (policy.lora) {
+      const file = path.join(dir, "adapter", "adapter_model.safetensors");
       const tensors = loadSafetensors(file);
       try {
-        const mods = loraModules(parts.policy.model);
-        const savedRank = savedLoraRank(ref.path);
+        const mods = loraModules(policy.model);
+        const savedRank = savedLoraRank(dir);
         const hint =
-          savedRank !== null && savedRank !== parts.cfg.lora.rank
-            ? ` (the checkpoint was saved with lora.rank ${savedRank}, this run has lora.rank ${parts.cfg.lora.rank}: resume with the settings it was saved with)`
+          savedRank !== null && savedRank !== cfg.lora.rank
+            ? ` (the checkpoint was saved with lora.rank ${savedRank}, this run has lora.rank ${cfg.lora.rank}: resume with the settings it was saved with)`
             : " (was it saved for another model or other LoRA settings?)";
         // Check every key and shape before copying anything.
         for (const [p, m] of mods) {
@@ -144,9 +145,18 @@ export function restoreTrainingCheckpoint(ref: CheckpointRef, parts: CheckpointP
         dispose([...tensors.values()]);
       }
     } else {
-      loadWeights(parts.policy.model, ref.path);
+      loadWeights(policy.model, dir);
     }
   });
+}
+
+/** Restores weights/adapter, optimizer, schedule and RNG from a checkpoint; returns its trainer state. Errors name the checkpoint (and the tensor and both shapes for a mismatch). */
+export function restoreTrainingCheckpoint(ref: CheckpointRef, parts: CheckpointParts, kind: "sft" | "grpo"): TrainerState {
+  const where = `resume from ${ref.path}`;
+  const state = readJson<TrainerState>(path.join(ref.path, "trainer_state.json"));
+  if (state.kind !== kind) throw new Error(`${where}: it is a ${state.kind} checkpoint, not ${kind}`);
+  if (state.lora !== parts.policy.lora) throw new Error(`${where}: it was saved with lora.enabled ${state.lora} but this run has lora.enabled ${parts.policy.lora}`);
+  readTrainedWeights(ref.path, parts.policy, parts.cfg, where);
   const opt = loadSafetensors(path.join(ref.path, "optimizer.safetensors"));
   try {
     parts.optimizer.loadState(opt, state.optimizer);

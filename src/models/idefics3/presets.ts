@@ -5,8 +5,8 @@
 //   small         CPU demo (~3M parameters with a small vocabulary): vision 96 hidden,
 //                 3 layers, 64 px images, 16 tokens per image; text 192 hidden, 4 layers.
 //   demo          `vlm-grpo demo`'s model: tiny's widths, but 120 px images of 6 px patches
-//                 (a 16x16 grid), scale 4 -> 16 tokens per image. The demo's hard
-//                 objects cover ~6 patches at this grid and under one at tiny's 32 px
+//                 (a 20x20 grid), scale factor 5 -> 16 tokens per image. The demo's hard
+//                 objects cover ~10 patches at this grid and under one at tiny's 32 px
 //                 (BENCHMARKS.md, "What makes the demo model see").
 //   smolvlm-256m  HuggingFaceTB/SmolVLM-256M-Instruct's shapes (SigLIP-B/16 at 512 px,
 //                 scale 4 -> 64 tokens per image; SmolLM2-135M decoder: 576 hidden,
