@@ -130,6 +130,8 @@ export interface DemoWork {
   test: number;
   sftEpochs: number;
   grpoSteps: number;
+  /** Images GRPO's held-out evaluations answer over the run (every evaluation's val images summed); default 0. */
+  grpoEvalImages?: number;
   /** The symmetric-reward GRPO run is added. */
   ablation: boolean;
   /** The model, in words (e.g. "'demo' idefics3"); the costs below are the demo's default model's, others are scaled by the speed the run measures. */
@@ -159,13 +161,14 @@ export const DEMO_COSTS = {
 export function demoStages(w: DemoWork, costs = DEMO_COSTS): DemoStage[] {
   const { train, test } = w;
   const models = w.ablation ? 4 : 3;
+  const grpoSeconds = costs.stageOverhead + w.grpoSteps * costs.grpoPerStep + (w.grpoEvalImages ?? 0) * costs.evalPerImage;
   const stages: DemoStage[] = [
     { key: "data", title: `synthesizing the stand-in dataset (${w.n.toLocaleString("en-US")} images)`, expectedSeconds: costs.stageOverhead + w.n * costs.synthPerImage },
     { key: "init", title: `initializing a ${w.model} model`, expectedSeconds: costs.initSeconds },
     { key: "sft", title: `SFT warm-up (${w.sftEpochs} epochs over ${train.toLocaleString("en-US")} images)`, expectedSeconds: costs.stageOverhead + train * w.sftEpochs * costs.sftPerExample },
-    { key: "grpo", title: "GRPO with the recall-first reward (TP +1, FN -1, FP -0.2, TN +0.1)", expectedSeconds: costs.stageOverhead + w.grpoSteps * costs.grpoPerStep },
+    { key: "grpo", title: "GRPO with the recall-first reward (TP +1, FN -1, FP -0.2, TN +0.1)", expectedSeconds: grpoSeconds },
   ];
-  if (w.ablation) stages.push({ key: "grpo_symmetric", title: "ablation: GRPO with a symmetric reward (+1/-1 both ways)", expectedSeconds: costs.stageOverhead + w.grpoSteps * costs.grpoPerStep });
+  if (w.ablation) stages.push({ key: "grpo_symmetric", title: "ablation: GRPO with a symmetric reward (+1/-1 both ways)", expectedSeconds: grpoSeconds });
   stages.push({ key: "eval", title: `evaluating ${models} models on the held-out test split`, expectedSeconds: costs.stageOverhead * models + test * models * costs.evalPerImage, parts: models });
   return stages;
 }

@@ -85,9 +85,14 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   const t0 = performance.now();
   // Split sizes as the data section will draw them (for the time estimates only).
   const testN = Math.round(d.images * base.data.test_fraction);
-  const trainN = d.images - testN - Math.round(d.images * base.data.val_fraction);
+  const valN = Math.round(d.images * base.data.val_fraction);
+  const trainN = d.images - testN - valN;
+  // GRPO's held-out evaluations: every eval_every steps, and after the last step when it is not one of those.
+  const g = base.grpo;
+  const heldOutRuns = g.eval_every > 0 ? Math.floor(g.steps / g.eval_every) + (g.final_eval && g.steps % g.eval_every !== 0 ? 1 : 0) : g.final_eval ? 1 : 0;
+  const grpoEvalImages = heldOutRuns * (g.eval_examples === 0 ? valN : Math.min(g.eval_examples, valN));
   const eta = new DemoEta(
-    demoStages({ n: d.images, train: trainN, test: testN, sftEpochs: base.sft.epochs, grpoSteps: base.grpo.steps, ablation: ablation === "symmetric", model: `'${d.preset}' ${d.arch}` }),
+    demoStages({ n: d.images, train: trainN, test: testN, sftEpochs: base.sft.epochs, grpoSteps: base.grpo.steps, grpoEvalImages, ablation: ablation === "symmetric", model: `'${d.preset}' ${d.arch}` }),
   );
   setProgressContext((snap) => eta.context(snap));
   // The demo's model is small: its matmuls gain nothing from OpenBLAS's own
