@@ -169,6 +169,12 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
     eta.finish();
     const priced = res.evaluations.filter((r) => r.name !== "base").map((r) => ({ name: r.name, metrics: r.metrics, rocAuc: r.curves?.roc_auc ?? null }));
     const sentences = priced.slice(1).map((r) => priceSentence(r, priced[0])).filter((x): x is string => x !== null);
+    // Which step select_best kept, and on what val figures.
+    const kept = grpo.selected;
+    if (kept) {
+      const within = kept.fpr <= base.grpo.select_max_fpr ? `the best within val FPR ${base.grpo.select_max_fpr}` : `none was within val FPR ${base.grpo.select_max_fpr}: the lowest FPR`;
+      sentences.push(`grpo's model is step ${kept.step} of ${grpo.steps} (held-out evaluations every ${base.grpo.eval_every} steps; ${within}: val recall ${kept.recall.toFixed(3)}, FPR ${kept.fpr.toFixed(3)})`);
+    }
     const m0 = res.evaluations[0].metrics;
     const summary = [
       res.table,
