@@ -9,7 +9,8 @@
 // The table (README "Resuming a run" mirrors it; a test checks that every
 // config key falls under a rule):
 //   refused: model, seed, dtype, data.*, prompt.*, lora.* (except dropout),
-//            sft.freeze_vision (sft), grpo.num_generations, grpo.stratify (grpo)
+//            sft.freeze_vision (sft), grpo.freeze_vision, grpo.num_generations,
+//            grpo.stratify (grpo)
 //   applied: everything else: device, threads, output_dir, lora.dropout, the
 //            run length (sft.epochs/max_steps, grpo.steps), lr, weight_decay,
 //            schedule, warmup_ratio, max_grad_norm, batch sizes, the GRPO
@@ -52,6 +53,7 @@ const RULES: Record<string, ResumeRule> = {
   sft: apply("read at every step"),
   "sft.freeze_vision": refuse("it changes the trainable parameters, whose optimizer state the checkpoint holds"),
   grpo: apply("read at every step"),
+  "grpo.freeze_vision": refuse("it changes the trainable parameters, whose optimizer state the checkpoint holds"),
   "grpo.num_generations": refuse("the group size defines the advantages' baseline: a run would mix two objectives"),
   "grpo.stratify": refuse("the prompt sampler's saved position has another layout"),
   eval: apply("read at every held-out evaluation"),

@@ -88,7 +88,7 @@ describe("the resume rules", () => {
     const readme = fs.readFileSync(README, "utf8");
     const section = readme.slice(readme.indexOf("### Resuming with changed settings"));
     assert.ok(section.length > 0 && readme.includes("### Resuming with changed settings"));
-    for (const key of ["model", "seed", "dtype", "data.*", "prompt.*", "lora.*", "lora.dropout", "sft.freeze_vision", "grpo.num_generations", "grpo.stratify"]) {
+    for (const key of ["model", "seed", "dtype", "data.*", "prompt.*", "lora.*", "lora.dropout", "sft.freeze_vision", "grpo.freeze_vision", "grpo.num_generations", "grpo.stratify"]) {
       assert.ok(section.includes(`\`${key}\``), `README names ${key}`);
     }
     const refused = ["model", "seed", "dtype", "data.path", "prompt.user_prompt", "lora.rank", "grpo.num_generations", "grpo.stratify"].filter((k) => resumeRule(k, "grpo").action === "refuse");
@@ -96,6 +96,8 @@ describe("the resume rules", () => {
     assert.equal(resumeRule("lora.dropout", "grpo").action, "apply");
     assert.equal(resumeRule("sft.freeze_vision", "sft").action, "refuse");
     assert.equal(resumeRule("sft.freeze_vision", "grpo").action, "apply", "an SFT key does nothing in GRPO");
+    assert.equal(resumeRule("grpo.freeze_vision", "grpo").action, "refuse");
+    assert.equal(resumeRule("grpo.freeze_vision", "sft").action, "apply", "a GRPO key does nothing in SFT");
     assert.equal(resumeRule("grpo.num_generations", "sft").action, "apply");
   });
 
