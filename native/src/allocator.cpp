@@ -37,10 +37,21 @@ namespace vlm {
 namespace {
 
 constexpr int kMmapThreshold = 32 * 1024 * 1024;
+// Free memory at the top of the heap that free() keeps instead of returning it
+// to the system. Fixing M_MMAP_THRESHOLD also fixes glibc's trim threshold at
+// its 128 KiB default (glibc raises it only with its dynamic mmap threshold),
+// so every freed attention matrix at the heap's top went back to the system
+// and was page-faulted in again on the next step: the demo model's attention
+// forward + backward took 35-54 ms instead of 14 (BENCHMARKS.md, "Memory
+// over long GRPO runs"). Long loops give memory back themselves
+// (trimHeapNowAndThen, src/torch/memory.ts), so the heap may keep this much.
+constexpr int kTrimThreshold = 256 * 1024 * 1024;
 // What the addon set at load: the threshold in bytes, 0 when left to glibc, -1 without glibc.
 int gMmapThreshold = -1;
+// The trim threshold set at load, 0 when left to glibc (the user set MALLOC_TRIM_THRESHOLD_), -1 without glibc.
+int gTrimThreshold = -1;
 
-// allocatorInfo() -> { glibc, mmapThreshold }: mmapThreshold is the fixed threshold set at load, or null.
+// allocatorInfo() -> { glibc, mmapThreshold, trimThreshold }: the thresholds fixed at load, or null.
 Napi::Value AllocatorInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto out = Napi::Object::New(env);
@@ -50,6 +61,7 @@ Napi::Value AllocatorInfo(const Napi::CallbackInfo& info) {
   out.Set("glibc", false);
 #endif
   out.Set("mmapThreshold", gMmapThreshold > 0 ? Napi::Value(Napi::Number::New(env, gMmapThreshold)) : env.Null());
+  out.Set("trimThreshold", gTrimThreshold > 0 ? Napi::Value(Napi::Number::New(env, gTrimThreshold)) : env.Null());
   return out;
 }
 
@@ -86,6 +98,10 @@ void RegisterAllocator(Napi::Env env, Napi::Object exports) {
   if (gMmapThreshold < 0) {
     const char* user = std::getenv("MALLOC_MMAP_THRESHOLD_");
     gMmapThreshold = (user == nullptr && mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1) ? kMmapThreshold : 0;
+  }
+  if (gTrimThreshold < 0) {
+    const char* user = std::getenv("MALLOC_TRIM_THRESHOLD_");
+    gTrimThreshold = (user == nullptr && mallopt(M_TRIM_THRESHOLD, kTrimThreshold) == 1) ? kTrimThreshold : 0;
   }
 #endif
   exports.Set("allocatorInfo", Napi::Function::New(env, AllocatorInfo, "allocatorInfo"));

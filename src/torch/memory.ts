@@ -10,10 +10,12 @@ export function liveTensors(): number {
 /**
  * The C allocator's settings the addon made at load (allocator.cpp): on
  * glibc a fixed 32 MiB mmap threshold, so a training step's temporaries come
- * from the heap instead of fresh page-faulted mappings (null when the user
- * set MALLOC_MMAP_THRESHOLD_, or without glibc).
+ * from the heap instead of fresh page-faulted mappings, and a 256 MiB trim
+ * threshold, so that freeing them does not hand their pages back to the
+ * system each step (each null when the user set MALLOC_MMAP_THRESHOLD_ or
+ * MALLOC_TRIM_THRESHOLD_, or without glibc).
  */
-export function allocatorInfo(): { glibc: boolean; mmapThreshold: number | null } {
+export function allocatorInfo(): { glibc: boolean; mmapThreshold: number | null; trimThreshold: number | null } {
   return native.allocatorInfo();
 }
 

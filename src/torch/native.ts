@@ -80,7 +80,7 @@ export interface NativeBinding {
   getAutocast(deviceType: "cpu" | "cuda"): [boolean, number];
   setAutocast(deviceType: "cpu" | "cuda", enabled: boolean, dtype: number): void;
   // allocator.cpp
-  allocatorInfo(): { glibc: boolean; mmapThreshold: number | null };
+  allocatorInfo(): { glibc: boolean; mmapThreshold: number | null; trimThreshold: number | null };
   mallocTrim(): boolean;
   cloneOutsideHeap(t: TensorHandle): TensorHandle;
   // runtime.cpp
