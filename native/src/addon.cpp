@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFileIO(env, exports);
   RegisterDistributed(env, exports);
   RegisterAllocator(env, exports);
+  RegisterAttention(env, exports);
   return exports;
 }
 

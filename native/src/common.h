@@ -73,6 +73,7 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports);
 void RegisterFileIO(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
 void RegisterAllocator(Napi::Env env, Napi::Object exports);
+void RegisterAttention(Napi::Env env, Napi::Object exports);
 
 }  // namespace vlm
 

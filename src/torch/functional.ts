@@ -2,6 +2,7 @@
 // libtorch in use lacks a fused kernel (see features.ts).
 import { type DType, dtypeCode } from "./dtype.js";
 import { features } from "./features.js";
+import { native } from "./native.js";
 import { callT, Tensor } from "./tensor.js";
 import { tidy } from "./scope.js";
 
@@ -111,9 +112,18 @@ export interface AttentionOptions {
 }
 
 /**
+ * Query x key positions from which attention without a fused libtorch kernel
+ * runs the addon's CPU kernel (attention.cpp) instead of the composite path:
+ * a vision tower's whole-image attention (the demo model: 400 x 400), not a
+ * decoding step's one query or a short prompt.
+ */
+export const FUSED_CPU_ATTENTION_MIN_SCORES = 4096;
+
+/**
  * softmax(q k^T * scale + mask) v over (B, H, L, E) queries and (B, H, S, E)
- * keys/values. Fused on libtorch >= 2.0; the composite path gives the same
- * result on 1.13.
+ * keys/values. Fused on libtorch >= 2.0; on 1.13 the addon's fused CPU kernel
+ * for long unmasked float attention (fusedCpuAttention), else the composite
+ * path: the same result to rounding.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const { dropoutP = 0, isCausal = false } = opts;
@@ -129,8 +139,26 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
       const args = [q, k, v, attnMask, dropoutP, isCausal] as const;
       return features.fusedAttentionScale ? callT("aten::scaled_dot_product_attention", ...args, scale) : callT("aten::scaled_dot_product_attention", ...args);
     }
+    if (!attnMask && !isCausal && dropoutP === 0 && q.size(-2) * k.size(-2) >= FUSED_CPU_ATTENTION_MIN_SCORES && fusedCpuAttentionApplies(q, k, v)) {
+      return fusedCpuAttention(q, k, v, scale);
+    }
     return sdpaComposite(q, k, v, attnMask, dropoutP, isCausal, scale);
   });
+}
+
+function fusedCpuAttentionApplies(q: Tensor, k: Tensor, v: Tensor): boolean {
+  const floats = q.dtype === "float32" || q.dtype === "float64";
+  return floats && q.ndim === 4 && k.dtype === q.dtype && v.dtype === q.dtype && q.device === "cpu" && k.device === "cpu" && v.device === "cpu";
+}
+
+/**
+ * softmax(q k^T * scale) v over (B, H, L, E) queries and (B, H, S, E) keys and
+ * values on CPU in float32 or float64, fused per (batch, head) with a backward
+ * that recomputes the scores (native/src/attention.cpp); no mask, no dropout.
+ * Exported so that tests compare it with the composite path.
+ */
+export function fusedCpuAttention(q: Tensor, k: Tensor, v: Tensor, scale = 1 / Math.sqrt(q.size(-1))): Tensor {
+  return new Tensor(native.fusedCpuAttention(q._h, k._h, v._h, scale));
 }
 
 /**

@@ -83,6 +83,9 @@ export interface NativeBinding {
   allocatorInfo(): { glibc: boolean; mmapThreshold: number | null; trimThreshold: number | null };
   mallocTrim(): boolean;
   cloneOutsideHeap(t: TensorHandle): TensorHandle;
+  // attention.cpp
+  /** softmax(q k^T * scale) v per (batch, head), CPU float32/float64, no mask; differentiable in q, k, v. */
+  fusedCpuAttention(q: TensorHandle, k: TensorHandle, v: TensorHandle, scale: number): TensorHandle;
   // runtime.cpp
   version(): NativeVersion;
   getNumThreads(): number;
