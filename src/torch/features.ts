@@ -19,6 +19,12 @@ export const features = {
   fusedAttention: hasOp("aten::scaled_dot_product_attention"),
   /** The fused attention takes an explicit `scale` (libtorch >= 2.1). */
   fusedAttentionScale: schemaHas("aten::scaled_dot_product_attention", "scale"),
+  /**
+   * The addon's fused CPU attention (native/src/attention.cpp) stands in where
+   * libtorch has none; VLM_FUSED_CPU_ATTENTION=0 turns it off (the composite
+   * path then runs, e.g. to compare the two).
+   */
+  fusedCpuAttention: process.env.VLM_FUSED_CPU_ATTENTION !== "0",
   /** aten::rms_norm (libtorch >= 2.4). */
   nativeRmsNorm: hasOp("aten::rms_norm"),
   /** c10d process groups over Gloo were compiled in. */

@@ -139,7 +139,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
       const args = [q, k, v, attnMask, dropoutP, isCausal] as const;
       return features.fusedAttentionScale ? callT("aten::scaled_dot_product_attention", ...args, scale) : callT("aten::scaled_dot_product_attention", ...args);
     }
-    if (!attnMask && !isCausal && dropoutP === 0 && q.size(-2) * k.size(-2) >= FUSED_CPU_ATTENTION_MIN_SCORES && fusedCpuAttentionApplies(q, k, v)) {
+    if (features.fusedCpuAttention && !attnMask && !isCausal && dropoutP === 0 && q.size(-2) * k.size(-2) >= FUSED_CPU_ATTENTION_MIN_SCORES && fusedCpuAttentionApplies(q, k, v)) {
       return fusedCpuAttention(q, k, v, scale);
     }
     return sdpaComposite(q, k, v, attnMask, dropoutP, isCausal, scale);

@@ -102,6 +102,7 @@ test("scaledDotProductAttention takes it on libtorch without fused attention, fo
     const name = (t: Tensor) => t.gradFn ?? "";
     const long = F.scaledDotProductAttention(q, k, v);
     if (features.fusedAttention) assert.doesNotMatch(name(long), /FusedCpuAttention/, "libtorch's own fused kernel comes first");
+    else if (!features.fusedCpuAttention) assert.doesNotMatch(name(long), /FusedCpuAttention/, "VLM_FUSED_CPU_ATTENTION=0 turns it off");
     else assert.match(name(long), /FusedCpuAttention/);
     const short = F.scaledDotProductAttention(q.narrow(2, 0, 8), k.narrow(2, 0, 8), v.narrow(2, 0, 8));
     assert.doesNotMatch(name(short), /FusedCpuAttention/, "a short attention stays composite");
