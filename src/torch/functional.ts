@@ -146,9 +146,11 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   });
 }
 
+/** The kernel's case: CPU float32/float64, 4-D, one batch and head count (no broadcasting, which the composite path does). */
 function fusedCpuAttentionApplies(q: Tensor, k: Tensor, v: Tensor): boolean {
   const floats = q.dtype === "float32" || q.dtype === "float64";
-  return floats && q.ndim === 4 && k.dtype === q.dtype && v.dtype === q.dtype && q.device === "cpu" && k.device === "cpu" && v.device === "cpu";
+  const sameLeading = [k, v].every((t) => t.ndim === 4 && t.size(0) === q.size(0) && t.size(1) === q.size(1) && t.dtype === q.dtype && t.device === "cpu");
+  return floats && q.ndim === 4 && q.device === "cpu" && sameLeading;
 }
 
 /**

@@ -108,6 +108,10 @@ test("scaledDotProductAttention takes it on libtorch without fused attention, fo
     assert.doesNotMatch(name(short), /FusedCpuAttention/, "a short attention stays composite");
     const causal = F.scaledDotProductAttention(q, k, v, { isCausal: true });
     assert.doesNotMatch(name(causal), /FusedCpuAttention/, "causal attention stays composite");
+    // Keys and values broadcast over the batch: the composite path's case, with its result.
+    const q2 = q.detach().expand(2, -1, -1, -1).contiguous();
+    const broadcast = F.scaledDotProductAttention(q2, k.detach(), v.detach());
+    assertClose(broadcast, F.scaledDotProductAttentionComposite(q2, k.detach(), v.detach()), F32, "broadcast keys");
   }));
 
 test("bad input: an error naming the op and what was expected, not a crash", () =>
