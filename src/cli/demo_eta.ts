@@ -139,7 +139,7 @@ export interface DemoWork {
 }
 
 /**
- * Seconds per unit of work for the demo's default model ('demo' preset, 144 px
+ * Seconds per unit of work for the demo's default model ('demo' preset, 120 px
  * images), from the CPU time of demo runs on the 2-core development machine
  * with one intra-op thread (the machine was shared, so wall times were
  * longer; the tracker rescales these by the speed it measures as it goes):

@@ -4,9 +4,9 @@
 //                 scale 2 (4 tokens per image); text 64 hidden, 2 layers, 4 heads / 2 kv.
 //   small         CPU demo (~3M parameters with a small vocabulary): vision 96 hidden,
 //                 3 layers, 64 px images, 16 tokens per image; text 192 hidden, 4 layers.
-//   demo          `vlm-grpo demo`'s model: tiny's widths, but 144 px images of 6 px patches
-//                 (a 24x24 grid), scale factor 6 -> 16 tokens per image. The demo's hard
-//                 objects cover ~14 patches at this grid and under one at tiny's 32 px
+//   demo          `vlm-grpo demo`'s model: tiny's widths, but 120 px images of 6 px patches
+//                 (a 20x20 grid), scale factor 5 -> 16 tokens per image. The demo's hard
+//                 objects cover ~10 patches at this grid and under one at tiny's 32 px
 //                 (BENCHMARKS.md, "What makes the demo model see").
 //   smolvlm-256m  HuggingFaceTB/SmolVLM-256M-Instruct's shapes (SigLIP-B/16 at 512 px,
 //                 scale 4 -> 64 tokens per image; SmolLM2-135M decoder: 576 hidden,
@@ -64,9 +64,9 @@ const SHAPES: Record<Idefics3PresetName, PresetShapes> = {
     text: { hidden_size: 192, intermediate_size: 512, num_hidden_layers: 4, num_attention_heads: 6, num_key_value_heads: 2, max_position_embeddings: 4096, rope_theta: 10000 },
   },
   demo: {
-    files: { doImageSplitting: false, longestEdge: 144 },
-    vision: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, image_size: 144, patch_size: 6 },
-    scaleFactor: 6,
+    files: { doImageSplitting: false, longestEdge: 120 },
+    vision: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, image_size: 120, patch_size: 6 },
+    scaleFactor: 5,
     text: { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 2048, rope_theta: 10000 },
   },
   "smolvlm-256m": {
