@@ -11,6 +11,7 @@
 //     --model '{"vision":{"image_size":96,"patch_size":6},"scaleFactor":4}' \
 //     --sft '{"epochs":8,"lr":0.002}' [--data '{"test_fraction":0.04}'] [--probe-n 3000] [--tag NAME] [--keep DIR] [--data-dir DIR]
 //     [--score-model DIR]   (score DIR instead of training; the data and probe options still apply)
+//     [--vision-init siglip|initializer_range]   (default: configs/demo.yaml's demo.vision_init)
 // Data sets are cached under --data-dir (default /tmp/vlm-sweep) per (n, size, seed, hard fraction).
 import fs from "node:fs";
 import os from "node:os";
@@ -101,7 +102,9 @@ async function main(): Promise<void> {
 
   const work = arg("keep") ?? fs.mkdtempSync(path.join(os.tmpdir(), "vlm-sweep-run-"));
   const baseDir = path.join(work, "base-model");
-  const init = await initOverridden({ preset: arg("preset") ?? base.demo.preset, overrides, outDir: baseDir, seed, visionInit: base.demo.vision_init, initStd: base.demo.init_std });
+  const visionInit = arg("vision-init") ?? base.demo.vision_init;
+  if (visionInit !== "siglip" && visionInit !== "initializer_range") throw new Error(`--vision-init: expected siglip or initializer_range, got '${visionInit}'`);
+  const init = await initOverridden({ preset: arg("preset") ?? base.demo.preset, overrides, outDir: baseDir, seed, visionInit, initStd: base.demo.init_std });
   const raw = structuredClone(base) as unknown as Record<string, unknown>;
   raw.seed = seed;
   raw.model = baseDir;
