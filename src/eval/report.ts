@@ -20,6 +20,7 @@ import { columnsFor, type CompareRun, formatMetric } from "./compare_table.js";
 import { type Curves, prPoints, rocPoints, sweepPoints, thresholdForRecall } from "./curves.js";
 import { type EvalMetrics, outcomeOf, type Prediction, type PredictedLabel } from "./metrics.js";
 import { calibrationSection, decisionsSection, type DecisionParts, intervalCells, warningsBlock } from "./report_decisions.js";
+import type { SubsetRow } from "./subset_table.js";
 import { falseAlarmsPer1000, priceSentence } from "./price_table.js";
 import { escapeHtml, lineChartSvg, PALETTE, type Series } from "./svg_plot.js";
 import { thumbnailDataUri } from "./thumbnails.js";
@@ -61,6 +62,8 @@ export interface ReportOptions {
   trainingCharts?: TrainingChart[];
   /** Name of the run the price of recall of the runs listed after it is measured against (e.g. "sft"). Default none (no price section). */
   priceBaseline?: string;
+  /** Recall and FPR on the normal and the hard images (the manifest's hard flag). Default none (no section). */
+  subsets?: SubsetRow[] | null;
   /** Output file name inside outDir. Default "report.html". */
   fileName?: string;
   /** Clock for the "generated" line. Default new Date(). */
@@ -133,6 +136,14 @@ function priceSection(allRuns: ReportRun[], baseline: string | undefined): strin
     .map((r) => priceSentence({ name: r.name, metrics: r.metrics }, { name: base.name, metrics: base.metrics }))
     .filter((x): x is string => x !== null);
   return `<h2>What the recall costs</h2>\n${table(header, rows)}\n${lines.map((l) => `<p>${e(l)}.</p>`).join("\n")}`;
+}
+
+/** The price of recall on the normal and the hard images, each run in the order of the runs table. */
+function subsetSection(rows: SubsetRow[] | null | undefined): string {
+  if (!rows || rows.length === 0) return "";
+  const header = ["run", "subset", "caught", "recall", "safe images", "FPR", "false alarms per 1,000 safe images"];
+  const cells = rows.map((r) => [r.run, r.subset, `${r.caught} of ${r.offensive}`, pct(r.recall), String(r.safe), pct(r.fpr), r.fpr === null ? "n/a" : (r.fpr * 1000).toFixed(0)]);
+  return `<h2>By subset</h2>\n<p class="meta">The manifest's <code>hard</code> flag: in the synthetic set, look-alikes and small, partly hidden objects.</p>\n${table(header, cells)}`;
 }
 
 function sweepSection(runs: ReportRun[]): string {
@@ -298,6 +309,7 @@ export async function renderReport(opts: ReportOptions): Promise<string> {
     `<p class="meta">Recall = share of offensive images flagged (any category). FPR = share of safe images flagged. n/a = undefined (0/0).</p>`,
     comparisonSection(opts.runs),
     priceSection(opts.runs, opts.priceBaseline),
+    subsetSection(opts.subsets),
     thresholdSection(opts.runs, opts.recallTargets ?? [0.9, 0.95, 0.99]),
     decisionsSection(opts.runs, opts.split ?? "test", opts.categories),
     calibrationSection(opts.runs, opts.split ?? "test"),

@@ -37,6 +37,7 @@ import { type RatesWithIntervals, ratesWithIntervals } from "./intervals.js";
 import { computeMetrics, type EvalMetrics, type PredictedLabel, type Prediction } from "./metrics.js";
 import { type ReportOptions, writeReport } from "./report.js";
 import { formatThresholdTable } from "./threshold_table.js";
+import { type SubsetRow, subsetRows } from "./subset_table.js";
 import { classifyAcrossRanks } from "./sharded.js";
 
 export interface EvalTarget {
@@ -288,6 +289,8 @@ function ruleJson(x: RuleEvaluation): Record<string, unknown> {
 export interface EvalRunResult {
   evaluations: ModelEvaluation[];
   table: string;
+  /** Recall and FPR of each run on the normal and the hard images (null when no evaluated example is marked hard). */
+  subsets: SubsetRow[] | null;
   metricsPath: string;
   reportPath: string | null;
 }
@@ -314,9 +317,10 @@ export async function runEvaluation(cfg: RunConfig, targets: EvalTarget[], examp
   const table =
     formatCompareTable(evaluations.map((r) => ({ name: r.name, metrics: r.metrics, curves: r.curves, intervals: r.intervals }))) +
     formatThresholdTable(evaluations, { split: cfg.eval.split, thresholdSplit: opts.thresholdSplit ?? cfg.eval.threshold_split });
+  const subsets = subsetRows(evaluations, list);
   const metricsPath = path.join(outDir, "metrics.json");
   // Every rank holds the same results; rank 0 writes them.
-  if (!dp.isMain) return { evaluations, table, metricsPath, reportPath: null };
+  if (!dp.isMain) return { evaluations, table, subsets, metricsPath, reportPath: null };
   fs.mkdirSync(outDir, { recursive: true });
   const json = Object.fromEntries(evaluations.map((r) => [r.name, evaluationJson(r, cfg.eval.target_recall)]));
   writeTextFileAtomic(metricsPath, JSON.stringify(json, null, 2) + "\n");
@@ -336,10 +340,11 @@ export async function runEvaluation(cfg: RunConfig, targets: EvalTarget[], examp
         return ref === undefined ? p.imagePath : "path" in ref ? ref.path : ref.bytes;
       },
       split: cfg.eval.split,
+      subsets,
       ...opts.reportExtras,
     });
   }
-  return { evaluations, table, metricsPath, reportPath };
+  return { evaluations, table, subsets, metricsPath, reportPath };
 }
 
 /**

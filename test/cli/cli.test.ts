@@ -95,4 +95,16 @@ test("a mini demo writes the base/sft/grpo comparison with the required metrics"
   }
   assert.ok(fs.existsSync(path.join(out, "report.html")));
   assert.match(r.out, /recall/);
+  // The price by subset counts the test split's hard and normal images as the manifest marks them.
+  const testRows = fs.readFileSync(path.join(out, "data", "manifest.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((x) => x.split === "test");
+  for (const subset of ["normal", "hard"]) {
+    const rows = testRows.filter((x) => (x.hard === true) === (subset === "hard"));
+    assert.ok(rows.length > 0, `the seeded mini set has ${subset} test images`);
+    const offensive = rows.filter((x) => x.labels.length > 0).length;
+    for (const run of ["sft", "grpo", "grpo_symmetric"]) {
+      const line = new RegExp(`^${run}\\s+${subset}\\s+\\d+/(\\d+)\\s+\\S+\\s+(\\d+)\\s`, "m").exec(r.out);
+      assert.ok(line, `a ${subset} row for ${run} in:\n${r.out}`);
+      assert.deepEqual([Number(line[1]), Number(line[2])], [offensive, rows.length - offensive], `${run} ${subset}: offensive and safe images`);
+    }
+  }
 });

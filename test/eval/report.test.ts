@@ -194,3 +194,20 @@ test("report: the price of recall against a baseline run (false alarms per 1,000
   // Runs listed before the baseline (a random base model) are not priced.
   assert.ok(!section.includes("<td>base</td>") && !section.includes("base vs sft"));
 });
+
+test("report: the by-subset section lists each run's normal and hard rows, and is absent without hard flags", async () => {
+  const dir = tmp();
+  const preds = await fixture(dir);
+  const subsets = [
+    { run: "grpo", subset: "normal" as const, offensive: 144, caught: 141, safe: 336, recall: 141 / 144, fpr: 13 / 336 },
+    { run: "grpo", subset: "hard" as const, offensive: 35, caught: 16, safe: 84, recall: 16 / 35, fpr: 27 / 84 },
+  ];
+  const html = fs.readFileSync(await writeReport(path.join(dir, "with"), { runs: [run("grpo", preds)], categories: CATS, subsets, now: new Date("2026-01-02T03:04:05Z") }), "utf8");
+  const at = html.indexOf("<h2>By subset</h2>");
+  assert.ok(at > 0, "section present");
+  const section = html.slice(at, html.indexOf("</table>", at));
+  assert.ok(section.includes("<tr><td>grpo</td><td>normal</td><td>141 of 144</td><td>0.979</td><td>336</td><td>0.039</td><td>39</td></tr>"), section);
+  assert.ok(section.includes("<tr><td>grpo</td><td>hard</td><td>16 of 35</td><td>0.457</td><td>84</td><td>0.321</td><td>321</td></tr>"), section);
+  const without = fs.readFileSync(await writeReport(path.join(dir, "without"), { runs: [run("grpo", preds)], categories: CATS, subsets: null, now: new Date("2026-01-02T03:04:05Z") }), "utf8");
+  assert.ok(!without.includes("By subset"));
+});

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../config/load.js";
 import { validate } from "../../config/schema.js";
 import { runDataSynth } from "../../data/synth/writer.js";
+import { formatSubsetTable } from "../../eval/subset_table.js";
 import { formatPriceTable, priceSentence } from "../../eval/price_table.js";
 import { type EvalTarget, runEvaluation } from "../../eval/run_eval.js";
 import { trainingCharts } from "../../eval/training_charts.js";
@@ -176,10 +177,13 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
       sentences.push(`grpo's model is step ${kept.step} of ${grpo.steps} (held-out evaluations every ${base.grpo.eval_every} steps; ${within}: val recall ${kept.recall.toFixed(3)}, FPR ${kept.fpr.toFixed(3)})`);
     }
     const m0 = res.evaluations[0].metrics;
+    // Where the misses are: the synthetic set marks its hard subset (look-alikes, small and partly hidden objects).
+    const bySubset = res.subsets?.filter((r) => r.run !== "base") ?? null;
     const summary = [
       res.table,
       `What the recall costs (test split: ${m0.positives} offensive, ${m0.negatives} safe images):`,
       formatPriceTable(priced),
+      ...(bySubset ? ["By subset (the manifest's hard flag: look-alikes, small and partly hidden objects):", formatSubsetTable(bySubset)] : []),
       ...sentences,
       "",
       `metrics: ${res.metricsPath}`,

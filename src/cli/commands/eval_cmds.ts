@@ -5,6 +5,7 @@ import { loadConfig } from "../../config/load.js";
 import { runConfigSchema } from "../../config/run_config.js";
 import { loadSplits } from "../../data/splits_from_config.js";
 import { type EvalTarget, runEvaluation, saveEvaluationThresholds } from "../../eval/run_eval.js";
+import { formatSubsetTable } from "../../eval/subset_table.js";
 import { readPolicyCard } from "../../policy/model_card.js";
 import { flag, has, parseArgs, UsageError } from "../args.js";
 import { runDataParallel } from "../distributed.js";
@@ -70,6 +71,7 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
     const r = await runEvaluation(cfg, targets, evalSplit, outDir, { prompt, thresholdExamples: thr.length ? thr : undefined, thresholdSplit: thrName, dp });
     if (!dp.isMain) return 0;
     console.log(r.table);
+    if (r.subsets) console.log(`By subset (the manifest's hard flag):\n${formatSubsetTable(r.subsets)}`);
     console.log(`metrics: ${r.metricsPath}${r.reportPath ? `\nreport:  ${r.reportPath}` : ""}`);
     if (cfg.eval.save_thresholds) {
       const file = saveEvaluationThresholds(r.evaluations[0], targets[0]);
