@@ -37,6 +37,13 @@ export const CURVE_COLUMNS: CompareColumn[] = [
 ];
 
 /** A ratio with `digits` decimals; "n/a" for null/undefined (0/0). */
+/** A header and rows as aligned lines, two spaces apart: the first `leftColumns` columns padded on the right (names), the rest on the left (figures). */
+export function alignedLines(header: string[], rows: string[][], leftColumns = 1): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const fmt = (row: string[]) => row.map((cell, i) => (i < leftColumns ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
+  return [fmt(header), ...rows.map(fmt)];
+}
+
 export function formatMetric(v: number | null | undefined, digits = 3): string {
   return v === null || v === undefined || Number.isNaN(v) ? "n/a" : v.toFixed(digits);
 }
@@ -69,8 +76,6 @@ export function formatCompareTable(runs: CompareRun[], opts: { digits?: number }
     ...cols.map((c) => formatMetric(c.value(r), opts.digits ?? 3)),
     ...(withCi ? [r.intervals ? formatInterval(r.intervals.recall.lo, r.intervals.recall.hi) : "n/a", r.intervals ? formatInterval(r.intervals.fpr.lo, r.intervals.fpr.hi) : "n/a"] : []),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const fmt = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
   const warnings = runs.flatMap((r) => (r.intervals?.warnings ?? []).map((w) => `! ${r.name}: ${w}; its interval is wide`));
-  return [fmt(header), ...rows.map(fmt), ...warnings].join("\n") + "\n";
+  return [...alignedLines(header, rows), ...warnings].join("\n") + "\n";
 }

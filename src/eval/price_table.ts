@@ -4,7 +4,7 @@
 // model against a baseline (e.g. GRPO against SFT): how many more offensive
 // images out of 100 it catches and how many more false alarms per 1,000 safe
 // images it raises for them.
-import { formatMetric } from "./compare_table.js";
+import { alignedLines, formatMetric } from "./compare_table.js";
 import type { EvalMetrics } from "./metrics.js";
 
 export interface PriceRun {
@@ -32,9 +32,7 @@ export function formatPriceTable(runs: PriceRun[]): string {
     const fa = falseAlarmsPer1000(r.metrics);
     return [r.name, `${c.tp}/${c.tp + c.fn}`, String(c.fn), formatMetric(r.metrics.recall), formatMetric(r.metrics.fpr), fa === null ? "n/a" : fa.toFixed(0), formatMetric(r.rocAuc)];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const fmt = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
-  return [fmt(header), ...rows.map(fmt)].join("\n") + "\n";
+  return alignedLines(header, rows).join("\n") + "\n";
 }
 
 /**

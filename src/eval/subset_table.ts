@@ -5,7 +5,7 @@
 // on the hard ones, with the same answer rule and unparseable policy as the
 // whole split's metrics.
 import type { Example } from "../data/types.js";
-import { formatMetric } from "./compare_table.js";
+import { alignedLines, formatMetric } from "./compare_table.js";
 import { computeMetrics, type EvalMetrics, type Prediction } from "./metrics.js";
 
 export type Subset = "normal" | "hard";
@@ -60,7 +60,5 @@ export function subsetRows(runs: SubsetRun[], examples: readonly Example[]): Sub
 export function formatSubsetTable(rows: SubsetRow[]): string {
   const header = ["run", "subset", "caught", "recall", "safe", "fpr", "false alarms / 1,000 safe"];
   const cells = rows.map((r) => [r.run, r.subset, `${r.caught}/${r.offensive}`, formatMetric(r.recall), String(r.safe), formatMetric(r.fpr), r.fpr === null ? "n/a" : (r.fpr * 1000).toFixed(0)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
-  const fmt = (row: string[]) => row.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd();
-  return [fmt(header), ...cells.map(fmt)].join("\n") + "\n";
+  return alignedLines(header, cells, 2).join("\n") + "\n";
 }

@@ -3,7 +3,7 @@
 // evaluated split (recall and FPR with Wilson 95% intervals), then the
 // card's saved thresholds when there are any. Few-images warnings follow as
 // "! ..." lines, as in the comparison table.
-import { formatMetric } from "./compare_table.js";
+import { alignedLines, formatMetric } from "./compare_table.js";
 import { formatWithInterval } from "./intervals.js";
 import type { ModelEvaluation } from "./run_eval.js";
 
@@ -29,12 +29,10 @@ export function formatThresholdTable(evals: readonly Pick<ModelEvaluation, "name
     } else if (r.calibrationNote) notes.push(`${r.name}: ${r.calibrationNote}`);
   }
   if (rows.length === 0 && notes.length === 0) return "";
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const fmt = (row: string[]) => row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ").trimEnd();
   const lines = [
     "",
     `decisions at thresholds (flag when the offensive score >= threshold; ${chosen ? `chosen on ${opts.thresholdSplit}, ` : ""}checked on ${opts.split}):`,
-    ...(rows.length ? [fmt(header), ...rows.map(fmt)] : ["(none chosen)"]),
+    ...(rows.length ? alignedLines(header, rows, 2) : ["(none chosen)"]),
     ...warnings,
     ...notes,
   ];
